@@ -1,0 +1,176 @@
+/*
+ * tl_node.h — the node module: the LMDB store, local feed appends, and the
+ * JSON <-> canonical MessagePack bridge used by the CLI and (later) the
+ * control and HTTP APIs. Layout of the store: docs/storage.md.
+ *
+ * Threading: a struct tl_store may be used from several threads; write
+ * transactions are serialised by LMDB. Pointers handed to scan callbacks are
+ * valid only during the callback (they point into the LMDB map).
+ */
+#ifndef TL_NODE_H
+#define TL_NODE_H
+
+#include <jansson.h>
+
+#include "../consensus/tl_consensus.h"
+
+/* ------------------------------------------------------------- store */
+
+#define TL_STORE_FORMAT 1
+#define TL_BOOK_NAME_MAX 63
+#define TL_STORE_RDONLY 0x1u
+
+struct tl_store;
+
+/* Opens (creating if needed) the store in directory dir (created 0700).
+ * mapsize 0 = default (64 GiB of address space, grown on demand). */
+int tl_store_open(struct tl_store **out, const char *dir, unsigned flags,
+		  size_t mapsize) TL_WUR;
+void tl_store_close(struct tl_store *s);
+/* Detail of the last error on this thread's calls into s, e.g. "feed
+ * tally.v1/...: seq 17: stored leaf hash does not match record". */
+const char *tl_store_errmsg(struct tl_store *s);
+
+struct tl_book {
+	char name[TL_BOOK_NAME_MAX + 1];
+	uint8_t pk[TL_PUB_LEN];
+	uint64_t created_ms;
+};
+
+/* Book names: 1..63 bytes of [A-Za-z0-9._-]. */
+int tl_book_name_valid(const char *name);
+int tl_store_book_add(struct tl_store *s, const struct tl_book *b) TL_WUR;
+int tl_store_book_get(struct tl_store *s, const char *name, struct tl_book *b) TL_WUR;
+/* *out is malloc'd (free it); sorted by name. */
+int tl_store_book_list(struct tl_store *s, struct tl_book **out, size_t *n) TL_WUR;
+
+#define TL_FEED_OWN 0x1u    /* written by a book of this store */
+#define TL_FEED_FORKED 0x2u /* equivocation evidence is held */
+
+struct tl_feed {
+	char origin[TL_ORIGIN_LEN + 1];
+	uint64_t id;                 /* store-local */
+	struct tl_origin o;          /* author key and channel */
+	struct tl_feed_head head;    /* size and last leaf hash */
+	uint8_t peer[TL_PUB_LEN];    /* the counterparty book */
+	char book[TL_BOOK_NAME_MAX + 1]; /* owning book name when OWN */
+	char label[TL_LABEL_MAX + 1];
+	uint32_t flags;
+	uint64_t created_ms;
+};
+
+/* f->origin, o, peer, book, label, flags, created_ms are read; id and head
+ * are assigned. TL_EEXIST if the origin is known. */
+int tl_store_feed_add(struct tl_store *s, struct tl_feed *f) TL_WUR;
+int tl_store_feed_get(struct tl_store *s, const char *origin, struct tl_feed *f) TL_WUR;
+int tl_store_feed_list(struct tl_store *s, struct tl_feed **out, size_t *n) TL_WUR;
+
+struct tl_rec {
+	const uint8_t *data;
+	size_t len;
+};
+
+#define TL_APPEND_VERIFY 0x1u /* verify each signature before storing */
+
+/*
+ * Appends n signed records to a feed in one write transaction with one
+ * fsync: all or nothing. Each record is decoded strictly and must continue
+ * the chain (origin, seq, prev). On failure *bad (if not NULL) is the index
+ * of the offending record and tl_store_errmsg() says why. On success *after
+ * (if not NULL) is the feed as committed. The call returns only after the
+ * data is durable.
+ */
+int tl_store_append(struct tl_store *s, const char *origin, const struct tl_rec *recs,
+		    size_t n, unsigned flags, size_t *bad, struct tl_feed *after) TL_WUR;
+
+/* Copies record seq into out (reset first) after checking it against its
+ * stored leaf hash: TL_ECORRUPT names feed and seq in tl_store_errmsg(). */
+int tl_store_record(struct tl_store *s, const struct tl_feed *f, uint64_t seq,
+		    struct tl_buf *out) TL_WUR;
+int tl_store_leaf(struct tl_store *s, const struct tl_feed *f, uint64_t seq,
+		  uint8_t leaf[TL_HASH_LEN]) TL_WUR;
+/* Finds an entry by its leaf hash. origin must hold TL_ORIGIN_LEN + 1. */
+int tl_store_find_leaf(struct tl_store *s, const uint8_t leaf[TL_HASH_LEN], char *origin,
+		       uint64_t *seq) TL_WUR;
+
+/* Calls cb for seq in [from, to) (to clamped to the size) inside one read
+ * transaction; rec and leaf are valid during the call only. The record is
+ * checked against its leaf hash first. A non-zero return from cb stops the
+ * scan and is returned. */
+typedef int (*tl_scan_fn)(void *ctx, uint64_t seq, const uint8_t *rec, size_t len,
+			  const uint8_t leaf[TL_HASH_LEN]);
+int tl_store_scan(struct tl_store *s, const struct tl_feed *f, uint64_t from, uint64_t to,
+		  tl_scan_fn cb, void *ctx) TL_WUR;
+
+/* Merkle views over the stored subtree hashes: O(log n) each. */
+int tl_store_root(struct tl_store *s, const struct tl_feed *f, uint64_t size,
+		  uint8_t root[TL_HASH_LEN]) TL_WUR;
+int tl_store_inclusion(struct tl_store *s, const struct tl_feed *f, uint64_t seq,
+		       uint64_t size, uint8_t (*proof)[TL_HASH_LEN], size_t cap,
+		       size_t *n) TL_WUR;
+int tl_store_consistency(struct tl_store *s, const struct tl_feed *f, uint64_t old_size,
+			 uint64_t new_size, uint8_t (*proof)[TL_HASH_LEN], size_t cap,
+			 size_t *n) TL_WUR;
+
+/* Signed checkpoints (full note text, cosignatures included), by size. */
+int tl_store_checkpoint_put(struct tl_store *s, const struct tl_feed *f, uint64_t size,
+			    const char *note, size_t len) TL_WUR;
+/* size == UINT64_MAX: the latest. *got_size receives its size. */
+int tl_store_checkpoint_get(struct tl_store *s, const struct tl_feed *f, uint64_t size,
+			    struct tl_buf *out, uint64_t *got_size) TL_WUR;
+typedef int (*tl_cp_fn)(void *ctx, uint64_t size, const char *note, size_t len);
+int tl_store_checkpoint_scan(struct tl_store *s, const struct tl_feed *f, tl_cp_fn cb,
+			     void *ctx) TL_WUR;
+
+/* Store statistics for `tally status` and benchmarks. */
+struct tl_store_stats {
+	uint64_t file_bytes;   /* size of data.mdb on disk */
+	uint64_t used_bytes;   /* pages in use * page size */
+	uint64_t records;
+	uint64_t record_bytes; /* sum of record lengths */
+};
+int tl_store_stats(struct tl_store *s, struct tl_store_stats *st) TL_WUR;
+
+/* --------------------------------------------------- local appends */
+
+struct tl_item {
+	const char *kind;
+	size_t kind_len;
+	const uint8_t *body; /* canonical MessagePack map */
+	size_t body_len;
+};
+
+struct tl_appended {
+	uint64_t seq;
+	uint8_t leaf[TL_HASH_LEN];
+};
+
+/*
+ * Builds, signs and durably appends n entries to an own feed with the book's
+ * key, in batches of at most batch entries per transaction (0 = all in one).
+ * time_ms is the claimed time of every entry. out (may be NULL) receives one
+ * tl_appended per item. Signing of batch k+1 overlaps the commit of batch k.
+ * On failure, batches already committed stay committed; *done (may be NULL)
+ * says how many items were durably appended.
+ */
+int tl_feed_append_local(struct tl_store *s, const char *origin, const struct tl_keypair *kp,
+			 const struct tl_item *items, size_t n, size_t batch, uint64_t time_ms,
+			 struct tl_appended *out, size_t *done) TL_WUR;
+
+/* ------------------------------------------ JSON <-> MessagePack bodies */
+
+/*
+ * Canonical MessagePack from JSON: objects become maps with keys sorted
+ * bytewise, integers the shortest form, strings str, true/false/null as
+ * such. A real number is refused (TL_EFORMAT) with err saying that amounts
+ * are integer minor units and naming the JSON path, e.g. "$.lines[3].amount".
+ * Depth is capped at TL_MP_DEPTH_MAX. out is appended to.
+ */
+int tl_json_to_mp(const json_t *j, struct tl_buf *out, char *err, size_t errcap) TL_WUR;
+/* JSON value of a canonical MessagePack object (bin becomes {"$bin": base64}).
+ * Returns a new reference or NULL if p is not canonical. */
+json_t *tl_mp_to_json(const uint8_t *p, size_t len);
+/* One line summary of a body for logs, at most cap-1 chars: "k=v k=v ...". */
+void tl_mp_summary(const uint8_t *p, size_t len, char *out, size_t cap);
+
+#endif
