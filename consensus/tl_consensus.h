@@ -10,16 +10,16 @@
 
 #include "../crypto/tl_crypto.h"
 
-#define TL_ENTRY_VERSION 1
-#define TL_ENTRY_MAX (4u << 20)  /* entry bytes, without the signature */
-#define TL_RECORD_MAX (TL_ENTRY_MAX + TL_SIG_LEN)
-#define TL_MP_DEPTH_MAX 32       /* nesting of arrays and maps in a body */
-#define TL_KIND_MAX 64           /* bytes */
-#define TL_CHANNEL_LEN 16
-#define TL_ORIGIN_LEN 106        /* "tally.v1/" + 64 hex + "/" + 32 hex */
-#define TL_LABEL_MAX 128
+#define TL_ENTRY_VERSION     1
+#define TL_ENTRY_MAX         (4u << 20) /* entry bytes, without the signature */
+#define TL_RECORD_MAX        (TL_ENTRY_MAX + TL_SIG_LEN)
+#define TL_MP_DEPTH_MAX      32 /* nesting of arrays and maps in a body */
+#define TL_KIND_MAX          64 /* bytes */
+#define TL_CHANNEL_LEN       16
+#define TL_ORIGIN_LEN        106 /* "tally.v1/" + 64 hex + "/" + 32 hex */
+#define TL_LABEL_MAX         128
 #define TL_ENTRY_SIG_CONTEXT "tally/entry/v1\n"
-#define TL_CHANNEL_CONTEXT "tally/channel/v1\n"
+#define TL_CHANNEL_CONTEXT   "tally/channel/v1\n"
 
 /* -------------------------------------------------- origins and channels */
 
@@ -30,10 +30,10 @@ struct tl_origin {
 
 /* SHA-256(context || lo || hi || label)[0:16]; a, b in any order. */
 void tl_channel_id(uint8_t out[TL_CHANNEL_LEN], const uint8_t a[TL_PUB_LEN],
-		   const uint8_t b[TL_PUB_LEN], const char *label, size_t label_len);
+                   const uint8_t b[TL_PUB_LEN], const char *label, size_t label_len);
 /* out must hold TL_ORIGIN_LEN + 1 bytes. */
 void tl_origin_format(char *out, const uint8_t pk[TL_PUB_LEN],
-		      const uint8_t channel[TL_CHANNEL_LEN]);
+                      const uint8_t channel[TL_CHANNEL_LEN]);
 /* Exactly "tally.v1/<64 lowercase hex>/<32 lowercase hex>". */
 int tl_origin_parse(struct tl_origin *o, const char *s, size_t len) TL_WUR;
 
@@ -65,17 +65,17 @@ struct tl_entry {
 	const char *kind;       /* not NUL-terminated */
 	size_t kind_len;
 	uint8_t prev[TL_HASH_LEN];
-	const uint8_t *body;    /* canonical MessagePack map */
+	const uint8_t *body; /* canonical MessagePack map */
 	size_t body_len;
-	const uint8_t *entry;   /* the signed entry bytes */
+	const uint8_t *entry; /* the signed entry bytes */
 	size_t entry_len;
-	const uint8_t *sig;     /* TL_SIG_LEN bytes, right after entry */
+	const uint8_t *sig; /* TL_SIG_LEN bytes, right after entry */
 };
 
 /* Encodes the 7-element entry array. body must pass tl_mp_check_map. */
 int tl_entry_encode(struct tl_buf *out, const char *origin, uint64_t seq,
-		    const uint8_t prev[TL_HASH_LEN], uint64_t time_ms, const char *kind,
-		    size_t kind_len, const uint8_t *body, size_t body_len) TL_WUR;
+                    const uint8_t prev[TL_HASH_LEN], uint64_t time_ms, const char *kind,
+                    size_t kind_len, const uint8_t *body, size_t body_len) TL_WUR;
 /* Appends the signature over context || out->data to out (entry -> record). */
 int tl_record_sign(struct tl_buf *rec, const uint8_t sk[TL_SEC_LEN]) TL_WUR;
 
@@ -85,8 +85,7 @@ int tl_record_sign(struct tl_buf *rec, const uint8_t sk[TL_SEC_LEN]) TL_WUR;
  * TL_KIND_MAX, printable ASCII), prev length. Does not verify the signature.
  * *where receives the byte offset of a fault (may be NULL).
  */
-int tl_record_decode(struct tl_entry *e, const uint8_t *rec, size_t len,
-		     size_t *where) TL_WUR;
+int tl_record_decode(struct tl_entry *e, const uint8_t *rec, size_t len, size_t *where) TL_WUR;
 /* Verifies the signature with the origin's public key. */
 int tl_record_verify_sig(const struct tl_entry *e) TL_WUR;
 /* Leaf hash of a whole record (= the entry's id). */
@@ -104,7 +103,7 @@ struct tl_feed_head {
  * record's leaf hash (leaf, computed by the caller).
  */
 int tl_feed_check_next(const struct tl_feed_head *head, const struct tl_origin *origin,
-		       const struct tl_entry *e) TL_WUR;
+                       const struct tl_entry *e) TL_WUR;
 void tl_feed_advance(struct tl_feed_head *head, const uint8_t leaf[TL_HASH_LEN]);
 
 #endif

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #if defined(__GNUC__)
-#define TL_WUR __attribute__((warn_unused_result))
+#define TL_WUR          __attribute__((warn_unused_result))
 #define TL_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define TL_WUR
@@ -63,9 +63,9 @@ struct tl_buf {
 };
 
 void tl_buf_init(struct tl_buf *b, size_t max);
-void tl_buf_release(struct tl_buf *b);           /* frees; buffer is re-initialised */
-void tl_buf_reset(struct tl_buf *b);             /* len = 0, keeps memory */
-void tl_buf_wipe(struct tl_buf *b);              /* zeroes memory, then releases */
+void tl_buf_release(struct tl_buf *b); /* frees; buffer is re-initialised */
+void tl_buf_reset(struct tl_buf *b);   /* len = 0, keeps memory */
+void tl_buf_wipe(struct tl_buf *b);    /* zeroes memory, then releases */
 int tl_buf_reserve(struct tl_buf *b, size_t extra) TL_WUR;
 int tl_buf_add(struct tl_buf *b, const void *p, size_t n) TL_WUR;
 int tl_buf_addc(struct tl_buf *b, uint8_t c) TL_WUR;
@@ -80,7 +80,7 @@ void tl_hex_encode(char *out, const uint8_t *in, size_t n);
 int tl_hex_decode(uint8_t *out, size_t n, const char *in, size_t inlen) TL_WUR;
 
 /* RFC 4648 standard base64 with padding. */
-size_t tl_b64_encoded_len(size_t n);             /* without NUL */
+size_t tl_b64_encoded_len(size_t n);                        /* without NUL */
 void tl_b64_encode(char *out, const uint8_t *in, size_t n); /* writes NUL */
 /* Strict decode: padding required, no whitespace, canonical trailing bits.
  * *outlen receives the decoded length; fails with TL_ETOOBIG if > cap. */

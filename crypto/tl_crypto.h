@@ -12,10 +12,10 @@
 #include "tl_base.h"
 
 #define TL_HASH_LEN 32
-#define TL_PUB_LEN 32
-#define TL_SEC_LEN 64 /* libsodium layout: seed || public key */
+#define TL_PUB_LEN  32
+#define TL_SEC_LEN  64 /* libsodium layout: seed || public key */
 #define TL_SEED_LEN 32
-#define TL_SIG_LEN 64
+#define TL_SIG_LEN  64
 
 /* ------------------------------------------------------------------ hashing */
 
@@ -32,11 +32,10 @@ int tl_key_generate(struct tl_keypair *kp) TL_WUR;
 int tl_key_from_seed(struct tl_keypair *kp, const uint8_t seed[TL_SEED_LEN]) TL_WUR;
 void tl_key_wipe(struct tl_keypair *kp);
 
-void tl_sign(uint8_t sig[TL_SIG_LEN], const uint8_t *msg, size_t len,
-	     const uint8_t sk[TL_SEC_LEN]);
+void tl_sign(uint8_t sig[TL_SIG_LEN], const uint8_t *msg, size_t len, const uint8_t sk[TL_SEC_LEN]);
 /* 0 when valid, TL_ESIG otherwise (libsodium 1.0.18 strict rules). */
 int tl_verify(const uint8_t sig[TL_SIG_LEN], const uint8_t *msg, size_t len,
-	      const uint8_t pk[TL_PUB_LEN]) TL_WUR;
+              const uint8_t pk[TL_PUB_LEN]) TL_WUR;
 
 /* ---------------------------------------------------------- key files */
 
@@ -49,23 +48,21 @@ int tl_verify(const uint8_t sig[TL_SIG_LEN], const uint8_t *msg, size_t len,
  * The file is written atomically (temp file, fsync, rename), mode 0600.
  */
 int tl_keyfile_write(const char *path, const struct tl_keypair *kp, const char *label,
-		     const char *pass, size_t passlen, unsigned long long ops,
-		     size_t mem) TL_WUR;
+                     const char *pass, size_t passlen, unsigned long long ops, size_t mem) TL_WUR;
 /* TL_EPASS: wrong passphrase or sealed data damaged; TL_EFORMAT: not a key
  * file or damaged header; TL_EIO: cannot read (errno set). */
 int tl_keyfile_read(const char *path, const char *pass, size_t passlen,
-		    struct tl_keypair *kp) TL_WUR;
+                    struct tl_keypair *kp) TL_WUR;
 /* Reads only the clear public key (and label, if label != NULL). */
 int tl_keyfile_read_public(const char *path, uint8_t pk[TL_PUB_LEN], char *label,
-			   size_t labelcap) TL_WUR;
+                           size_t labelcap) TL_WUR;
 
 /*
  * Passphrase from $TALLY_PASSPHRASE if set, else from the terminal (echo off)
  * with prompt; when confirm is set the terminal asks twice. buf is wiped by
  * the caller with sodium_memzero. Returns length in *len.
  */
-int tl_passphrase_get(char *buf, size_t cap, size_t *len, const char *prompt,
-		      int confirm) TL_WUR;
+int tl_passphrase_get(char *buf, size_t cap, size_t *len, const char *prompt, int confirm) TL_WUR;
 
 /* ------------------------------------------------------ RFC 6962 Merkle */
 
@@ -73,7 +70,7 @@ int tl_passphrase_get(char *buf, size_t cap, size_t *len, const char *prompt,
 
 void tl_merkle_leaf_hash(uint8_t out[TL_HASH_LEN], const uint8_t *data, size_t len);
 void tl_merkle_node_hash(uint8_t out[TL_HASH_LEN], const uint8_t left[TL_HASH_LEN],
-			 const uint8_t right[TL_HASH_LEN]);
+                         const uint8_t right[TL_HASH_LEN]);
 /* Root of the empty tree: SHA-256 of the empty string. */
 void tl_merkle_empty_root(uint8_t out[TL_HASH_LEN]);
 
@@ -89,28 +86,27 @@ struct tl_merkle_src {
 };
 
 int tl_merkle_root(const struct tl_merkle_src *src, uint64_t size,
-		   uint8_t root[TL_HASH_LEN]) TL_WUR;
+                   uint8_t root[TL_HASH_LEN]) TL_WUR;
 /* Hash of the leaf range [lo, hi) as RFC 6962 MTH(D[lo:hi]) (hi > lo). */
 int tl_merkle_range_hash(const struct tl_merkle_src *src, uint64_t lo, uint64_t hi,
-			 uint8_t out[TL_HASH_LEN]) TL_WUR;
+                         uint8_t out[TL_HASH_LEN]) TL_WUR;
 /* RFC 6962 PATH(index, D[0:size]); *n hashes written, leaf sibling first. */
-int tl_merkle_inclusion_proof(const struct tl_merkle_src *src, uint64_t index,
-			      uint64_t size, uint8_t (*proof)[TL_HASH_LEN], size_t cap,
-			      size_t *n) TL_WUR;
+int tl_merkle_inclusion_proof(const struct tl_merkle_src *src, uint64_t index, uint64_t size,
+                              uint8_t (*proof)[TL_HASH_LEN], size_t cap, size_t *n) TL_WUR;
 /* RFC 6962 PROOF(old, D[0:new]); 0 < old <= new. */
 int tl_merkle_consistency_proof(const struct tl_merkle_src *src, uint64_t old_size,
-				uint64_t new_size, uint8_t (*proof)[TL_HASH_LEN],
-				size_t cap, size_t *n) TL_WUR;
+                                uint64_t new_size, uint8_t (*proof)[TL_HASH_LEN], size_t cap,
+                                size_t *n) TL_WUR;
 
 /* Verification: 0 when valid, TL_EPROOF when not, TL_EINVAL/TL_ERANGE for
  * impossible parameters. Never reads past n hashes. */
-int tl_merkle_verify_inclusion(const uint8_t leaf[TL_HASH_LEN], uint64_t index,
-			       uint64_t size, const uint8_t (*proof)[TL_HASH_LEN],
-			       size_t n, const uint8_t root[TL_HASH_LEN]) TL_WUR;
+int tl_merkle_verify_inclusion(const uint8_t leaf[TL_HASH_LEN], uint64_t index, uint64_t size,
+                               const uint8_t (*proof)[TL_HASH_LEN], size_t n,
+                               const uint8_t root[TL_HASH_LEN]) TL_WUR;
 int tl_merkle_verify_consistency(uint64_t old_size, uint64_t new_size,
-				 const uint8_t old_root[TL_HASH_LEN],
-				 const uint8_t new_root[TL_HASH_LEN],
-				 const uint8_t (*proof)[TL_HASH_LEN], size_t n) TL_WUR;
+                                 const uint8_t old_root[TL_HASH_LEN],
+                                 const uint8_t new_root[TL_HASH_LEN],
+                                 const uint8_t (*proof)[TL_HASH_LEN], size_t n) TL_WUR;
 
 /*
  * Compact range accumulator (the tree's right frontier): push leaves in order,
@@ -125,11 +121,11 @@ struct tl_merkle_acc {
 
 void tl_merkle_acc_init(struct tl_merkle_acc *acc);
 void tl_merkle_acc_push(struct tl_merkle_acc *acc, const uint8_t leaf[TL_HASH_LEN],
-			uint8_t (*completed)[TL_HASH_LEN], unsigned *ncompleted);
+                        uint8_t (*completed)[TL_HASH_LEN], unsigned *ncompleted);
 void tl_merkle_acc_root(const struct tl_merkle_acc *acc, uint8_t root[TL_HASH_LEN]);
 /* Rebuild the frontier of a tree of size from a subtree source. */
 int tl_merkle_acc_load(struct tl_merkle_acc *acc, const struct tl_merkle_src *src,
-		       uint64_t size) TL_WUR;
+                       uint64_t size) TL_WUR;
 
 /*
  * In-memory source over an array of leaf hashes (tests, small verifiers).
@@ -140,19 +136,19 @@ struct tl_merkle_mem {
 	uint64_t counts[65];
 };
 int tl_merkle_mem_build(struct tl_merkle_mem *m, const uint8_t (*leaves)[TL_HASH_LEN],
-			uint64_t n) TL_WUR;
+                        uint64_t n) TL_WUR;
 void tl_merkle_mem_release(struct tl_merkle_mem *m);
 struct tl_merkle_src tl_merkle_mem_src(struct tl_merkle_mem *m);
 
 /* ---------------------------------------------------- C2SP signed notes */
 
-#define TL_NOTE_MAX (1u << 20)     /* whole note, bytes */
+#define TL_NOTE_MAX      (1u << 20) /* whole note, bytes */
 #define TL_NOTE_MAX_SIGS 64
-#define TL_NAME_MAX 255            /* key name, bytes */
-#define TL_NOTE_SIG_MAX 128        /* decoded signature blob incl. key id */
+#define TL_NAME_MAX      255 /* key name, bytes */
+#define TL_NOTE_SIG_MAX  128 /* decoded signature blob incl. key id */
 
 #define TL_SIGTYPE_ED25519 0x01
-#define TL_SIGTYPE_COSIG 0x04
+#define TL_SIGTYPE_COSIG   0x04
 
 struct tl_vkey {
 	char name[TL_NAME_MAX + 1];
@@ -166,7 +162,7 @@ void tl_key_id(uint8_t id[4], const char *name, uint8_t type, const uint8_t pk[T
 /* Accepts "name+hexid+base64(type||pk)" for types 0x01 and 0x04; checks the id. */
 int tl_vkey_parse(struct tl_vkey *vk, const char *s, size_t len) TL_WUR;
 int tl_vkey_from_pub(struct tl_vkey *vk, const char *name, uint8_t type,
-		     const uint8_t pk[TL_PUB_LEN]) TL_WUR;
+                     const uint8_t pk[TL_PUB_LEN]) TL_WUR;
 int tl_vkey_format(const struct tl_vkey *vk, struct tl_buf *out) TL_WUR;
 
 struct tl_note_sig {
@@ -174,13 +170,13 @@ struct tl_note_sig {
 	uint8_t id[4];
 	uint8_t blob[TL_NOTE_SIG_MAX]; /* after the key id */
 	size_t bloblen;
-	const char *line;              /* points into tl_note.raw: the whole "— ..." line */
-	size_t linelen;                /* without the newline */
+	const char *line; /* points into tl_note.raw: the whole "— ..." line */
+	size_t linelen;   /* without the newline */
 };
 
 struct tl_note {
-	char *raw;           /* owned copy of the input */
-	size_t text_len;     /* the signed text: raw[0 .. text_len), ends in '\n' */
+	char *raw;       /* owned copy of the input */
+	size_t text_len; /* the signed text: raw[0 .. text_len), ends in '\n' */
 	struct tl_note_sig *sigs;
 	size_t nsigs;
 };
@@ -193,7 +189,7 @@ void tl_note_release(struct tl_note *n);
 /* Appends "— name base64(id||sig)\n" for an Ed25519 (type 0x01) key. text
  * must end in '\n'. out receives text + "\n" + the signature line. */
 int tl_note_sign(struct tl_buf *out, const char *text, size_t len, const char *name,
-		 const struct tl_keypair *kp) TL_WUR;
+                 const struct tl_keypair *kp) TL_WUR;
 
 /* 0: a type-0x01 signature by vk verifies; TL_ENOTFOUND: no signature line
  * with vk's name and id; TL_ESIG: such a line exists and does not verify. */
@@ -202,11 +198,10 @@ int tl_note_verify(const struct tl_note *n, const struct tl_vkey *vk) TL_WUR;
 /* Cosignature line for checkpoint text (C2SP tlog-cosignature v1.0.1):
  * signs "cosignature/v1\ntime <t>\n" || text; appends the "— name ..." line
  * (with trailing newline) to out. */
-int tl_cosig_sign(struct tl_buf *out, const char *text, size_t len, uint64_t time,
-		  const char *name, const struct tl_keypair *kp) TL_WUR;
+int tl_cosig_sign(struct tl_buf *out, const char *text, size_t len, uint64_t time, const char *name,
+                  const struct tl_keypair *kp) TL_WUR;
 /* Like tl_note_verify for type 0x04; *time receives the timestamp. */
-int tl_cosig_verify(const struct tl_note *n, const struct tl_vkey *vk,
-		    uint64_t *time) TL_WUR;
+int tl_cosig_verify(const struct tl_note *n, const struct tl_vkey *vk, uint64_t *time) TL_WUR;
 
 /* ---------------------------------------------------------- checkpoints */
 
@@ -227,7 +222,7 @@ int tl_checkpoint_format(const struct tl_checkpoint *c, struct tl_buf *out) TL_W
 /* ---------------------------------------------------------- tlog-proof */
 
 struct tl_tlog_proof {
-	uint8_t *extra;  /* owned, may be NULL */
+	uint8_t *extra; /* owned, may be NULL */
 	size_t extra_len;
 	uint64_t index;
 	uint8_t proof[TL_MERKLE_MAX_PROOF][TL_HASH_LEN];
@@ -239,8 +234,8 @@ struct tl_tlog_proof {
 int tl_tlog_proof_parse(struct tl_tlog_proof *p, const char *buf, size_t len) TL_WUR;
 void tl_tlog_proof_release(struct tl_tlog_proof *p);
 /* note_text: the full signed checkpoint note (text, blank line, signatures). */
-int tl_tlog_proof_format(struct tl_buf *out, const uint8_t *extra, size_t extra_len,
-			 uint64_t index, const uint8_t (*proof)[TL_HASH_LEN], size_t n,
-			 const char *note_text, size_t note_len) TL_WUR;
+int tl_tlog_proof_format(struct tl_buf *out, const uint8_t *extra, size_t extra_len, uint64_t index,
+                         const uint8_t (*proof)[TL_HASH_LEN], size_t n, const char *note_text,
+                         size_t note_len) TL_WUR;
 
 #endif

@@ -16,16 +16,15 @@
 
 /* ------------------------------------------------------------- store */
 
-#define TL_STORE_FORMAT 1
+#define TL_STORE_FORMAT  1
 #define TL_BOOK_NAME_MAX 63
-#define TL_STORE_RDONLY 0x1u
+#define TL_STORE_RDONLY  0x1u
 
 struct tl_store;
 
 /* Opens (creating if needed) the store in directory dir (created 0700).
  * mapsize 0 = default (64 GiB of address space, grown on demand). */
-int tl_store_open(struct tl_store **out, const char *dir, unsigned flags,
-		  size_t mapsize) TL_WUR;
+int tl_store_open(struct tl_store **out, const char *dir, unsigned flags, size_t mapsize) TL_WUR;
 void tl_store_close(struct tl_store *s);
 /* Detail of the last error on this thread's calls into s, e.g. "feed
  * tally.v1/...: seq 17: stored leaf hash does not match record". */
@@ -44,15 +43,15 @@ int tl_store_book_get(struct tl_store *s, const char *name, struct tl_book *b) T
 /* *out is malloc'd (free it); sorted by name. */
 int tl_store_book_list(struct tl_store *s, struct tl_book **out, size_t *n) TL_WUR;
 
-#define TL_FEED_OWN 0x1u    /* written by a book of this store */
+#define TL_FEED_OWN    0x1u /* written by a book of this store */
 #define TL_FEED_FORKED 0x2u /* equivocation evidence is held */
 
 struct tl_feed {
 	char origin[TL_ORIGIN_LEN + 1];
-	uint64_t id;                 /* store-local */
-	struct tl_origin o;          /* author key and channel */
-	struct tl_feed_head head;    /* size and last leaf hash */
-	uint8_t peer[TL_PUB_LEN];    /* the counterparty book */
+	uint64_t id;                     /* store-local */
+	struct tl_origin o;              /* author key and channel */
+	struct tl_feed_head head;        /* size and last leaf hash */
+	uint8_t peer[TL_PUB_LEN];        /* the counterparty book */
 	char book[TL_BOOK_NAME_MAX + 1]; /* owning book name when OWN */
 	char label[TL_LABEL_MAX + 1];
 	uint32_t flags;
@@ -80,52 +79,51 @@ struct tl_rec {
  * (if not NULL) is the feed as committed. The call returns only after the
  * data is durable.
  */
-int tl_store_append(struct tl_store *s, const char *origin, const struct tl_rec *recs,
-		    size_t n, unsigned flags, size_t *bad, struct tl_feed *after) TL_WUR;
+int tl_store_append(struct tl_store *s, const char *origin, const struct tl_rec *recs, size_t n,
+                    unsigned flags, size_t *bad, struct tl_feed *after) TL_WUR;
 
 /* Copies record seq into out (reset first) after checking it against its
  * stored leaf hash: TL_ECORRUPT names feed and seq in tl_store_errmsg(). */
 int tl_store_record(struct tl_store *s, const struct tl_feed *f, uint64_t seq,
-		    struct tl_buf *out) TL_WUR;
+                    struct tl_buf *out) TL_WUR;
 int tl_store_leaf(struct tl_store *s, const struct tl_feed *f, uint64_t seq,
-		  uint8_t leaf[TL_HASH_LEN]) TL_WUR;
+                  uint8_t leaf[TL_HASH_LEN]) TL_WUR;
 /* Finds an entry by its leaf hash. origin must hold TL_ORIGIN_LEN + 1. */
 int tl_store_find_leaf(struct tl_store *s, const uint8_t leaf[TL_HASH_LEN], char *origin,
-		       uint64_t *seq) TL_WUR;
+                       uint64_t *seq) TL_WUR;
 
 /* Calls cb for seq in [from, to) (to clamped to the size) inside one read
  * transaction; rec and leaf are valid during the call only. The record is
  * checked against its leaf hash first. A non-zero return from cb stops the
  * scan and is returned. */
 typedef int (*tl_scan_fn)(void *ctx, uint64_t seq, const uint8_t *rec, size_t len,
-			  const uint8_t leaf[TL_HASH_LEN]);
+                          const uint8_t leaf[TL_HASH_LEN]);
 int tl_store_scan(struct tl_store *s, const struct tl_feed *f, uint64_t from, uint64_t to,
-		  tl_scan_fn cb, void *ctx) TL_WUR;
+                  tl_scan_fn cb, void *ctx) TL_WUR;
 
 /* Merkle views over the stored subtree hashes: O(log n) each. */
 int tl_store_root(struct tl_store *s, const struct tl_feed *f, uint64_t size,
-		  uint8_t root[TL_HASH_LEN]) TL_WUR;
-int tl_store_inclusion(struct tl_store *s, const struct tl_feed *f, uint64_t seq,
-		       uint64_t size, uint8_t (*proof)[TL_HASH_LEN], size_t cap,
-		       size_t *n) TL_WUR;
+                  uint8_t root[TL_HASH_LEN]) TL_WUR;
+int tl_store_inclusion(struct tl_store *s, const struct tl_feed *f, uint64_t seq, uint64_t size,
+                       uint8_t (*proof)[TL_HASH_LEN], size_t cap, size_t *n) TL_WUR;
 int tl_store_consistency(struct tl_store *s, const struct tl_feed *f, uint64_t old_size,
-			 uint64_t new_size, uint8_t (*proof)[TL_HASH_LEN], size_t cap,
-			 size_t *n) TL_WUR;
+                         uint64_t new_size, uint8_t (*proof)[TL_HASH_LEN], size_t cap,
+                         size_t *n) TL_WUR;
 
 /* Signed checkpoints (full note text, cosignatures included), by size. */
 int tl_store_checkpoint_put(struct tl_store *s, const struct tl_feed *f, uint64_t size,
-			    const char *note, size_t len) TL_WUR;
+                            const char *note, size_t len) TL_WUR;
 /* size == UINT64_MAX: the latest. *got_size receives its size. */
 int tl_store_checkpoint_get(struct tl_store *s, const struct tl_feed *f, uint64_t size,
-			    struct tl_buf *out, uint64_t *got_size) TL_WUR;
+                            struct tl_buf *out, uint64_t *got_size) TL_WUR;
 typedef int (*tl_cp_fn)(void *ctx, uint64_t size, const char *note, size_t len);
 int tl_store_checkpoint_scan(struct tl_store *s, const struct tl_feed *f, tl_cp_fn cb,
-			     void *ctx) TL_WUR;
+                             void *ctx) TL_WUR;
 
 /* Store statistics for `tally status` and benchmarks. */
 struct tl_store_stats {
-	uint64_t file_bytes;   /* size of data.mdb on disk */
-	uint64_t used_bytes;   /* pages in use * page size */
+	uint64_t file_bytes; /* size of data.mdb on disk */
+	uint64_t used_bytes; /* pages in use * page size */
 	uint64_t records;
 	uint64_t record_bytes; /* sum of record lengths */
 };
@@ -154,8 +152,8 @@ struct tl_appended {
  * says how many items were durably appended.
  */
 int tl_feed_append_local(struct tl_store *s, const char *origin, const struct tl_keypair *kp,
-			 const struct tl_item *items, size_t n, size_t batch, uint64_t time_ms,
-			 struct tl_appended *out, size_t *done) TL_WUR;
+                         const struct tl_item *items, size_t n, size_t batch, uint64_t time_ms,
+                         struct tl_appended *out, size_t *done) TL_WUR;
 
 /* ------------------------------------------ JSON <-> MessagePack bodies */
 

@@ -106,7 +106,7 @@ static int drain(int fd, char **buf, size_t *len, size_t *cap)
 }
 
 int th_run(struct th_run *r, const char *const *argv, const char *const *env, const void *in,
-	   size_t in_len, unsigned timeout_s)
+           size_t in_len, unsigned timeout_s)
 {
 	memset(r, 0, sizeof *r);
 	int pin[2], pout[2], perr[2];

@@ -8,11 +8,11 @@
 #ifndef TL_HARNESS_H
 #define TL_HARNESS_H
 
+#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 /* Reads a whole file; NULL if missing. *len receives the size. Caller frees. */
 char *th_read_file(const char *path, size_t *len);
@@ -37,8 +37,8 @@ struct th_run {
  * data, extra environment entries ("K=V", NULL-terminated, may be NULL) and
  * a time limit in seconds (killed after it; status 128+9).
  */
-int th_run(struct th_run *r, const char *const *argv, const char *const *env,
-	   const void *in, size_t in_len, unsigned timeout_s);
+int th_run(struct th_run *r, const char *const *argv, const char *const *env, const void *in,
+           size_t in_len, unsigned timeout_s);
 void th_run_free(struct th_run *r);
 /* Path of the tally binary ($TALLY_BIN or build/tally). */
 const char *th_tally(void);
