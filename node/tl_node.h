@@ -23,11 +23,14 @@
 struct tl_store;
 
 /* Opens (creating if needed) the store in directory dir (created 0700).
- * mapsize 0 = default (64 GiB of address space, grown on demand). */
-int tl_store_open(struct tl_store **out, const char *dir, unsigned flags, size_t mapsize) TL_WUR;
+ * mapsize 0 = default (64 GiB of address space; the file grows on demand).
+ * On failure err (if not NULL) receives a sentence saying why. */
+int tl_store_open(struct tl_store **out, const char *dir, unsigned flags, size_t mapsize,
+		  char *err, size_t errcap) TL_WUR;
 void tl_store_close(struct tl_store *s);
-/* Detail of the last error on this thread's calls into s, e.g. "feed
- * tally.v1/...: seq 17: stored leaf hash does not match record". */
+/* Detail of the last failed call on s, e.g. "feed tally.v1/...: seq 17:
+ * stored record does not match its leaf hash". Not thread-safe: read it on
+ * the thread that made the call, before the next call. */
 const char *tl_store_errmsg(struct tl_store *s);
 
 struct tl_book {
@@ -151,9 +154,84 @@ struct tl_appended {
  * On failure, batches already committed stay committed; *done (may be NULL)
  * says how many items were durably appended.
  */
+typedef void (*tl_durable_fn)(void *ctx, size_t first, size_t n);
+/* on_durable (may be NULL) is called, from another thread, after each batch
+ * of items [first, first + n) is committed and durable: the moment an append
+ * may be acknowledged. */
 int tl_feed_append_local(struct tl_store *s, const char *origin, const struct tl_keypair *kp,
-                         const struct tl_item *items, size_t n, size_t batch, uint64_t time_ms,
-                         struct tl_appended *out, size_t *done) TL_WUR;
+			 const struct tl_item *items, size_t n, size_t batch, uint64_t time_ms,
+			 struct tl_appended *out, size_t *done, tl_durable_fn on_durable,
+			 void *ctx) TL_WUR;
+
+
+/* ------------------------------------------------------- verification */
+
+/*
+ * Independent verification of bundles (DESIGN §3, tally-bundle/v1), single
+ * entry proofs (c2sp.org/tlog-proof@v1 with the record as extra) and signed
+ * notes. Pure functions of their input: they never touch a store.
+ */
+
+#define TL_VERIFY_REASON_MAX 256
+
+struct tl_verify_opts {
+	const struct tl_vkey *logs;      /* accepted feed keys; NULL = any key bound by origin */
+	size_t nlogs;
+	const struct tl_vkey *witnesses; /* NULL = the bundle's own list (reported as such) */
+	size_t nwitnesses;
+	int quorum;                      /* < 0 = the bundle's quorum (0 for proofs/notes) */
+	unsigned threads;                /* signature checks in parallel; 0 = 2 */
+	int64_t now;                     /* unix seconds for the cosignature skew check; 0 = none */
+};
+
+struct tl_verify_issue {
+	char origin[TL_ORIGIN_TEXT_MAX + 1]; /* empty when not about one feed */
+	int64_t seq;                         /* -1 when not about one entry */
+	int64_t size;                        /* checkpoint size, -1 when n/a */
+	char reason[TL_VERIFY_REASON_MAX];
+};
+
+struct tl_verify_feed {
+	char origin[TL_ORIGIN_TEXT_MAX + 1];
+	uint64_t records;        /* records in the bundle */
+	uint64_t verified;       /* records whose signature, seq and prev verified */
+	uint64_t checkpoints;    /* checkpoints whose signature and root verified */
+	uint64_t max_checkpoint; /* largest verified checkpoint size */
+	uint64_t witnessed_size; /* largest checkpoint size with >= quorum cosignatures */
+	uint8_t root[TL_HASH_LEN]; /* root over all records */
+};
+
+struct tl_verify_report {
+	struct tl_verify_feed *feeds;
+	size_t nfeeds;
+	struct tl_verify_issue *issues; /* at most 1000 kept; nissues counts all */
+	size_t nissues, issues_cap;
+	int quorum;                     /* quorum applied */
+	size_t nwitnesses;              /* witness keys applied */
+	int witnesses_from_bundle;      /* 1 when taken from the bundle itself */
+};
+
+void tl_verify_report_release(struct tl_verify_report *r);
+/*
+ * Returns 0 when everything verifies; TL_EPROOF (or the first specific code)
+ * when anything does not, with every finding in r->issues. The bundle is
+ * fully checked even after a failure so the report lists all findings (up
+ * to the cap). TL_EFORMAT for input that is not a bundle at all.
+ */
+int tl_verify_bundle(const char *json, size_t len, const struct tl_verify_opts *o,
+		     struct tl_verify_report *r) TL_WUR;
+/* Verifies a .tlog-proof whose extra is a Tally record: record decode and
+ * signature, leaf hash at index, inclusion in the checkpoint, checkpoint
+ * signature by the origin's key (and o->logs if given), cosignatures. */
+int tl_verify_tlog_proof(const char *text, size_t len, const struct tl_verify_opts *o,
+			 struct tl_verify_report *r) TL_WUR;
+/* Any C2SP signed note: at least one o->logs key must sign it validly (any
+ * line of a given key that fails is an error); if the text is a checkpoint,
+ * cosignatures by o->witnesses must reach o->quorum. feed[0] reports size
+ * and root when it is a checkpoint. */
+int tl_verify_note(const char *text, size_t len, const struct tl_verify_opts *o,
+		   struct tl_verify_report *r) TL_WUR;
+
 
 /* ------------------------------------------ JSON <-> MessagePack bodies */
 

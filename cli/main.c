@@ -1,0 +1,97 @@
+/* main.c — the tally command line. Commands are documented in docs/cli.md. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+#ifndef TALLY_VERSION
+#define TALLY_VERSION "0.1.0"
+#endif
+
+static const char usage_text[] =
+	"usage: tally [--home DIR] [--json] COMMAND ...\n"
+	"\n"
+	"books and feeds (offline, on the data directory --home, $TALLY_HOME or ~/.tally):\n"
+	"  init --book NAME                       create a book (key pair); prints its key\n"
+	"  book list | book show NAME\n"
+	"  feed new --book NAME --peer PUBKEY_HEX [--label L]   prints the feed origin\n"
+	"  feed list\n"
+	"  feed append ORIGIN --kind K --body JSON\n"
+	"  feed append ORIGIN --jsonl FILE|-      one {\"kind\":..,\"body\":{..}} per line\n"
+	"  feed log ORIGIN [--from N] [--to M]\n"
+	"  feed checkpoint ORIGIN                 signed checkpoint of the current size\n"
+	"  feed vkey ORIGIN                       the feed's C2SP verifier key\n"
+	"  feed prove ORIGIN SEQ [-o FILE]        c2sp.org/tlog-proof@v1 of one entry\n"
+	"  feed consistency ORIGIN OLD [NEW]      consistency proof, base64 lines\n"
+	"  export ORIGIN... -o FILE [--no-sign]   tally-bundle/v1 for auditors\n"
+	"\n"
+	"verification (needs no data directory):\n"
+	"  verify FILE [--vkey V]... [--witness V]... [--quorum K]\n"
+	"  checkpoint verify --vkey V [--vkey V]... [--witness V]... [--quorum K] < NOTE\n"
+	"\n"
+	"Passphrases come from the terminal or $TALLY_PASSPHRASE.\n"
+	"Exit codes: 0 ok, 1 not valid / failed, 2 usage, 3 environment (store, key, I/O).\n";
+
+int main(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int (*fn)(int, char **);
+	} cmds[] = {
+		{"init", cmd_init},     {"book", cmd_book},     {"feed", cmd_feed},
+		{"export", cmd_export}, {"verify", cmd_verify}, {"checkpoint", cmd_checkpoint},
+	};
+	if (tl_init() != 0) {
+		fprintf(stderr, "tally: cannot initialise libsodium\n");
+		return EXIT_ENV;
+	}
+	/* Global options may come before the command; they are re-parsed by the
+	 * command, so move them after it. */
+	int i = 1;
+	const char *global[8];
+	int ng = 0;
+	while (i < argc && argv[i][0] == '-' && ng < 6) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			fputs(usage_text, stdout);
+			return EXIT_OK;
+		}
+		if (strcmp(argv[i], "--version") == 0) {
+			printf("tally %s\n", TALLY_VERSION);
+			return EXIT_OK;
+		}
+		if (strcmp(argv[i], "--json") == 0) {
+			global[ng++] = argv[i++];
+		} else if (strcmp(argv[i], "--home") == 0 && i + 1 < argc) {
+			global[ng++] = argv[i++];
+			global[ng++] = argv[i++];
+		} else if (strncmp(argv[i], "--home=", 7) == 0) {
+			global[ng++] = argv[i++];
+		} else {
+			fprintf(stderr, "tally: unknown option '%s'\n%s", argv[i], usage_text);
+			return EXIT_USAGE;
+		}
+	}
+	if (i >= argc || strcmp(argv[i], "help") == 0) {
+		fputs(usage_text, i >= argc ? stderr : stdout);
+		return i >= argc ? EXIT_USAGE : EXIT_OK;
+	}
+	const char *cmd = argv[i];
+	/* argv[i+1..] then the globals: rebuild in place-compatible order. */
+	char *args[CLI_MAX_ARGS * 2];
+	int n = 0;
+	for (int k = i + 1; k < argc && n < CLI_MAX_ARGS * 2 - 8; k++)
+		args[n++] = argv[k];
+	if (argc - i - 1 > n) {
+		fprintf(stderr, "tally: too many arguments\n");
+		return EXIT_USAGE;
+	}
+	/* Globals go last so that "feed append" still sees its subcommand first. */
+	for (int k = 0; k < ng; k++)
+		args[n++] = (char *)global[k];
+	args[n] = NULL;
+	for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++)
+		if (strcmp(cmd, cmds[k].name) == 0)
+			return cmds[k].fn(n, args);
+	fprintf(stderr, "tally: unknown command '%s'\n%s", cmd, usage_text);
+	return EXIT_USAGE;
+}
