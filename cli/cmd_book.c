@@ -25,9 +25,9 @@ int cmd_init(int argc, char **argv)
 		return cli_usage(&c, "usage: tally init --book NAME");
 	if (!tl_book_name_valid(name))
 		return cli_usage(&c,
-				 "book name '%s' is not valid: use 1-63 letters, digits, '.', "
-				 "'_' or '-', not starting with '.' or '-'",
-				 name);
+		                 "book name '%s' is not valid: use 1-63 letters, digits, '.', "
+		                 "'_' or '-', not starting with '.' or '-'",
+		                 name);
 	if ((rc = cli_open_store(&c, 1)) != 0)
 		return rc;
 	if (tl_store_book_get(c.store, name, &b) == 0) {
@@ -37,7 +37,7 @@ int cmd_init(int argc, char **argv)
 	cli_key_path(&c, name, path, sizeof path);
 	if (access(path, F_OK) == 0) {
 		rc = cli_fail(&c, EXIT_INVALID,
-			      "key file %s already exists; refusing to overwrite a key", path);
+		              "key file %s already exists; refusing to overwrite a key", path);
 		goto out;
 	}
 	pass = sodium_malloc(1024);
@@ -45,12 +45,13 @@ int cmd_init(int argc, char **argv)
 	snprintf(prompt, sizeof prompt, "New passphrase for book %s: ", name);
 	if (!pass || tl_passphrase_get(pass, 1024, &plen, prompt, 1) != 0) {
 		rc = cli_fail(&c, EXIT_ENV,
-			      "no passphrase: set TALLY_PASSPHRASE or run on a terminal (the two "
-			      "entries must match)");
+		              "no passphrase: set TALLY_PASSPHRASE or run on a terminal (the two "
+		              "entries must match)");
 		goto out;
 	}
 	if (plen == 0) {
-		rc = cli_fail(&c, EXIT_USAGE, "an empty passphrase would leave the key unprotected");
+		rc = cli_fail(&c, EXIT_USAGE,
+		              "an empty passphrase would leave the key unprotected");
 		goto out;
 	}
 	if ((rc = tl_key_generate(&kp)) != 0) {
@@ -64,7 +65,7 @@ int cmd_init(int argc, char **argv)
 	tl_key_wipe(&kp);
 	if (rc) {
 		rc = cli_fail(&c, EXIT_ENV, "cannot write key file %s: %s", path,
-			      rc == TL_EIO ? strerror(errno) : tl_strerror(rc));
+		              rc == TL_EIO ? strerror(errno) : tl_strerror(rc));
 		goto out;
 	}
 	if ((rc = tl_store_book_add(c.store, &b)) != 0) {
@@ -114,9 +115,8 @@ static int book_list(struct cli *c)
 		tl_hex_encode(hex, books[i].pk, TL_PUB_LEN);
 		int k = count_feeds(feeds, nf, books[i].name);
 		if (c->json)
-			json_array_append_new(arr, json_pack("{s:s,s:s,s:i}", "book",
-							     books[i].name, "public_key", hex,
-							     "feeds", k));
+			json_array_append_new(arr, json_pack("{s:s,s:s,s:i}", "book", books[i].name,
+			                                     "public_key", hex, "feeds", k));
 		else
 			printf("%-24s %s %d\n", books[i].name, hex, k);
 	}
@@ -156,17 +156,17 @@ static int book_show(struct cli *c, const char *name)
 			continue;
 		tl_hex_encode(phex, feeds[i].peer, TL_PUB_LEN);
 		if (c->json)
-			json_array_append_new(
-				jf, json_pack("{s:s,s:s,s:s,s:I}", "origin", feeds[i].origin,
-					      "peer", phex, "label", feeds[i].label, "size",
-					      (json_int_t)feeds[i].head.size));
+			json_array_append_new(jf, json_pack("{s:s,s:s,s:s,s:I}", "origin",
+			                                    feeds[i].origin, "peer", phex, "label",
+			                                    feeds[i].label, "size",
+			                                    (json_int_t)feeds[i].head.size));
 		else
 			printf("  %s  label=%s size=%llu\n    peer %s\n", feeds[i].origin,
 			       feeds[i].label, (unsigned long long)feeds[i].head.size, phex);
 	}
 	if (c->json) {
 		json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:o}", "book", b.name, "public_key", hex,
-				      "created", when, "key_file", path, "feeds", jf);
+		                      "created", when, "key_file", path, "feeds", jf);
 		char *s = json_dumps(o, JSON_COMPACT);
 		printf("%s\n", s);
 		free(s);

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define JSONL_MAX ((size_t)1 << 32) /* 4 GiB of input lines */
+#define JSONL_MAX    ((size_t)1 << 32) /* 4 GiB of input lines */
 #define APPEND_BATCH 1024
 
 static int feed_new(struct cli *c)
@@ -19,12 +19,11 @@ static int feed_new(struct cli *c)
 
 	if (!book || !peer_hex || c->npos)
 		return cli_usage(c, "usage: tally feed new --book NAME --peer PUBKEY_HEX "
-				    "[--label L]");
+		                    "[--label L]");
 	if (!label)
 		label = "default";
 	if (strlen(peer_hex) != 64 || tl_hex_decode(peer, TL_PUB_LEN, peer_hex, 64) != 0)
-		return cli_usage(c, "--peer must be a 64-digit hex public key, not '%s'",
-				 peer_hex);
+		return cli_usage(c, "--peer must be a 64-digit hex public key, not '%s'", peer_hex);
 	if (!*label || strlen(label) > TL_LABEL_MAX ||
 	    !tl_utf8_valid((const uint8_t *)label, strlen(label)))
 		return cli_usage(c, "--label must be 1-%d bytes of UTF-8", TL_LABEL_MAX);
@@ -32,10 +31,9 @@ static int feed_new(struct cli *c)
 		return rc;
 	if ((rc = tl_store_book_get(c->store, book, &b)) != 0)
 		return cli_fail(c, rc == TL_ENOTFOUND ? EXIT_INVALID : EXIT_ENV, "%s",
-				tl_store_errmsg(c->store));
+		                tl_store_errmsg(c->store));
 	if (memcmp(peer, b.pk, TL_PUB_LEN) == 0)
-		return cli_usage(c, "--peer is book %s's own key; a channel needs two books",
-				 book);
+		return cli_usage(c, "--peer is book %s's own key; a channel needs two books", book);
 	memset(&f, 0, sizeof f);
 	tl_channel_id(f.o.channel, b.pk, peer, label, strlen(label));
 	tl_origin_format(f.origin, b.pk, f.o.channel);
@@ -45,8 +43,8 @@ static int feed_new(struct cli *c)
 	f.flags = TL_FEED_OWN;
 	rc = tl_store_feed_add(c->store, &f);
 	if (rc == TL_EEXIST)
-		return cli_fail(c, EXIT_INVALID,
-				"book %s already has a feed in this channel: %s", book, f.origin);
+		return cli_fail(c, EXIT_INVALID, "book %s already has a feed in this channel: %s",
+		                book, f.origin);
 	if (rc)
 		return cli_fail(c, EXIT_ENV, "%s", tl_store_errmsg(c->store));
 	if (c->json)
@@ -70,11 +68,11 @@ static int feed_list(struct cli *c)
 	for (size_t i = 0; i < n; i++) {
 		const struct tl_feed *f = &feeds[i];
 		if (c->json)
-			json_array_append_new(
-				arr, json_pack("{s:s,s:s,s:s,s:I,s:b}", "origin", f->origin, "book",
-					       f->book, "label", f->label, "size",
-					       (json_int_t)f->head.size, "own",
-					       (f->flags & TL_FEED_OWN) != 0));
+			json_array_append_new(arr,
+			                      json_pack("{s:s,s:s,s:s,s:I,s:b}", "origin",
+			                                f->origin, "book", f->book, "label",
+			                                f->label, "size", (json_int_t)f->head.size,
+			                                "own", (f->flags & TL_FEED_OWN) != 0));
 		else
 			printf("%s  %-12s %-10s %llu entries%s\n", f->origin,
 			       f->flags & TL_FEED_OWN ? f->book : "(peer)", f->label,
@@ -105,7 +103,7 @@ static int kind_valid(const char *k)
 }
 
 struct pending {
-	char *kinds;          /* NUL-separated kinds */
+	char *kinds; /* NUL-separated kinds */
 	size_t *kind_off;
 	struct tl_buf bodies; /* concatenated MessagePack bodies */
 	size_t *body_off;
@@ -113,7 +111,7 @@ struct pending {
 };
 
 static int pending_add(struct pending *p, const char *kind, const json_t *body, char *err,
-		       size_t errcap, size_t *kinds_len)
+                       size_t errcap, size_t *kinds_len)
 {
 	if (p->n == p->cap) {
 		size_t nc = p->cap ? p->cap * 2 : 64;
@@ -141,7 +139,7 @@ static int pending_add(struct pending *p, const char *kind, const json_t *body, 
 		return rc;
 	if (p->bodies.len - p->body_off[p->n] > TL_ENTRY_MAX - 512) {
 		snprintf(err, errcap, "body is larger than the %u-byte entry limit",
-			 TL_ENTRY_MAX - 512);
+		         TL_ENTRY_MAX - 512);
 		return TL_ETOOBIG;
 	}
 	p->n++;
@@ -187,30 +185,30 @@ static int parse_jsonl(struct cli *c, const char *path, struct pending *p, size_
 		char err[256];
 		if (!j) {
 			rc = cli_fail(c, EXIT_INVALID, "%s:%zu:%d: invalid JSON: %s", name,
-				      line + 1, je.column, je.text);
+			              line + 1, je.column, je.text);
 			goto out;
 		}
 		if (json_unpack(j, "{s:s,s:o}", "kind", &kind, "body", &body) != 0 ||
 		    !json_is_object(body) || json_object_size(j) != 2) {
 			json_decref(j);
 			rc = cli_fail(c, EXIT_INVALID,
-				      "%s:%zu: each line must be {\"kind\": STRING, \"body\": "
-				      "OBJECT} and nothing else",
-				      name, line + 1);
+			              "%s:%zu: each line must be {\"kind\": STRING, \"body\": "
+			              "OBJECT} and nothing else",
+			              name, line + 1);
 			goto out;
 		}
 		if (!kind_valid(kind)) {
 			json_decref(j);
 			rc = cli_fail(c, EXIT_INVALID,
-				      "%s:%zu: kind must be 1-%d printable ASCII characters", name,
-				      line + 1, TL_KIND_MAX);
+			              "%s:%zu: kind must be 1-%d printable ASCII characters", name,
+			              line + 1, TL_KIND_MAX);
 			goto out;
 		}
 		rc = pending_add(p, kind, body, err, sizeof err, kinds_len);
 		json_decref(j);
 		if (rc) {
 			rc = cli_fail(c, EXIT_INVALID, "%s:%zu: %s", name, line + 1,
-				      rc == TL_ENOMEM ? "out of memory" : err);
+			              rc == TL_ENOMEM ? "out of memory" : err);
 			goto out;
 		}
 		l = next;
@@ -260,7 +258,7 @@ static int feed_append(struct cli *c)
 	tl_buf_init(&p.bodies, JSONL_MAX);
 	if (c->npos != 1 || (!jsonl && (!kind || !body)) || (jsonl && (kind || body))) {
 		rc = cli_usage(c, "usage: tally feed append ORIGIN --kind K --body JSON\n"
-				  "       tally feed append ORIGIN --jsonl FILE|-");
+		                  "       tally feed append ORIGIN --jsonl FILE|-");
 		goto out;
 	}
 	if (jsonl) {
@@ -271,13 +269,13 @@ static int feed_append(struct cli *c)
 		char err[256];
 		if (!kind_valid(kind)) {
 			rc = cli_usage(c, "--kind must be 1-%d printable ASCII characters",
-				       TL_KIND_MAX);
+			               TL_KIND_MAX);
 			goto out;
 		}
 		json_t *j = json_loads(body, JSON_REJECT_DUPLICATES, &je);
 		if (!j || !json_is_object(j)) {
 			rc = cli_fail(c, EXIT_INVALID, "--body must be a JSON object: %s",
-				      j ? "got another JSON type" : je.text);
+			              j ? "got another JSON type" : je.text);
 			json_decref(j);
 			goto out;
 		}
@@ -292,8 +290,8 @@ static int feed_append(struct cli *c)
 		goto out;
 	if (!(f.flags & TL_FEED_OWN)) {
 		rc = cli_fail(c, EXIT_INVALID,
-			      "feed %s belongs to the counterparty; only its author appends",
-			      f.origin);
+		              "feed %s belongs to the counterparty; only its author appends",
+		              f.origin);
 		goto out;
 	}
 	items = calloc(p.n, sizeof *items);
@@ -315,14 +313,14 @@ static int feed_append(struct cli *c)
 		goto out;
 	struct ack a = {c, out};
 	rc = tl_feed_append_local(c->store, f.origin, &kp, items, p.n, APPEND_BATCH, cli_now_ms(),
-				  out, &done, on_durable, &a);
+	                          out, &done, on_durable, &a);
 	if (rc == TL_EKEY)
 		rc = cli_fail(c, EXIT_ENV, "the key of book %s does not match feed %s", f.book,
-			      f.origin);
+		              f.origin);
 	else if (rc)
 		rc = cli_fail(c, rc == TL_EFULL ? EXIT_ENV : EXIT_INVALID,
-			      "append stopped after %zu of %zu entries: %s", done, p.n,
-			      tl_store_errmsg(c->store));
+		              "append stopped after %zu of %zu entries: %s", done, p.n,
+		              tl_store_errmsg(c->store));
 	if (!rc && !c->json && p.n > 1)
 		fprintf(stderr, "appended %zu entries to %s\n", p.n, f.origin);
 out:
@@ -343,7 +341,7 @@ struct log_ctx {
 };
 
 static int log_one(void *ctx, uint64_t seq, const uint8_t *rec, size_t len,
-		   const uint8_t leaf[TL_HASH_LEN])
+                   const uint8_t leaf[TL_HASH_LEN])
 {
 	struct log_ctx *lc = ctx;
 	struct tl_entry e;
@@ -352,18 +350,17 @@ static int log_one(void *ctx, uint64_t seq, const uint8_t *rec, size_t len,
 	int rc = tl_record_decode(&e, rec, len, &where);
 	if (rc)
 		return cli_fail(lc->c, EXIT_INVALID, "seq %llu: stored record is malformed: %s",
-				(unsigned long long)seq, tl_strerror(rc));
+		                (unsigned long long)seq, tl_strerror(rc));
 	tl_hex_encode(hex, leaf, TL_HASH_LEN);
 	cli_time_iso(when, e.time_ms);
 	memcpy(kind, e.kind, e.kind_len);
 	kind[e.kind_len] = 0;
 	if (lc->arr) {
 		json_t *body = tl_mp_to_json(e.body, e.body_len);
-		json_array_append_new(lc->arr,
-				      json_pack("{s:I,s:I,s:s,s:s,s:s,s:o}", "seq", (json_int_t)seq,
-						"time_ms", (json_int_t)e.time_ms, "time", when,
-						"kind", kind, "leaf", hex, "body",
-						body ? body : json_null()));
+		json_array_append_new(
+		        lc->arr, json_pack("{s:I,s:I,s:s,s:s,s:s,s:o}", "seq", (json_int_t)seq,
+		                           "time_ms", (json_int_t)e.time_ms, "time", when, "kind",
+		                           kind, "leaf", hex, "body", body ? body : json_null()));
 	} else {
 		tl_mp_summary(e.body, e.body_len, summary, sizeof summary);
 		printf("%6llu  %s  %-12s %.12s  %s\n", (unsigned long long)seq, when, kind, hex,
@@ -392,7 +389,7 @@ static int feed_log(struct cli *c)
 	rc = tl_store_scan(c->store, &f, from, end, log_one, &lc);
 	if (rc < 0)
 		rc = cli_fail(c, rc == TL_ECORRUPT ? EXIT_INVALID : EXIT_ENV, "%s",
-			      tl_store_errmsg(c->store));
+		              tl_store_errmsg(c->store));
 	if (!rc && lc.arr) {
 		char *s = json_dumps(lc.arr, JSON_COMPACT);
 		printf("%s\n", s);
@@ -431,7 +428,7 @@ static int feed_vkey(struct cli *c)
 		return cli_usage(c, "usage: tally feed vkey ORIGIN");
 	if (tl_origin_parse(&o, origin, strlen(origin)) != 0)
 		return cli_usage(c, "'%s' is not a feed origin (tally.v1/<key hex>/<channel hex>)",
-				 origin);
+		                 origin);
 	tl_buf_init(&out, 1024);
 	if (tl_vkey_from_pub(&vk, origin, TL_SIGTYPE_ED25519, o.pk) != 0 ||
 	    tl_vkey_format(&vk, &out) != 0) {
@@ -461,8 +458,7 @@ static int feed_prove(struct cli *c)
 		return rc;
 	if (seq >= f.head.size)
 		return cli_fail(c, EXIT_INVALID, "feed %s has %llu entries; there is no seq %llu",
-				f.origin, (unsigned long long)f.head.size,
-				(unsigned long long)seq);
+		                f.origin, (unsigned long long)f.head.size, (unsigned long long)seq);
 	tl_buf_init(&note, TL_NOTE_MAX);
 	tl_buf_init(&rec, TL_RECORD_MAX);
 	tl_buf_init(&out, TL_RECORD_MAX * 2 + TL_NOTE_MAX + 65536);
@@ -470,8 +466,8 @@ static int feed_prove(struct cli *c)
 		goto out;
 	if (size <= seq) {
 		rc = cli_fail(c, EXIT_INVALID,
-			      "feed %s: the latest checkpoint (size %llu) does not cover seq %llu",
-			      f.origin, (unsigned long long)size, (unsigned long long)seq);
+		              "feed %s: the latest checkpoint (size %llu) does not cover seq %llu",
+		              f.origin, (unsigned long long)size, (unsigned long long)seq);
 		goto out;
 	}
 	if (tl_store_inclusion(c->store, &f, seq, size, proof, TL_MERKLE_MAX_PROOF, &n) != 0 ||
@@ -480,8 +476,8 @@ static int feed_prove(struct cli *c)
 		goto out;
 	}
 	if ((rc = tl_tlog_proof_format(&out, rec.data, rec.len, seq,
-				       (const uint8_t(*)[TL_HASH_LEN])proof, n,
-				       (const char *)note.data, note.len)) != 0) {
+	                               (const uint8_t(*)[TL_HASH_LEN])proof, n,
+	                               (const char *)note.data, note.len)) != 0) {
 		rc = cli_fail(c, EXIT_ENV, "formatting the proof: %s", tl_strerror(rc));
 		goto out;
 	}
@@ -492,7 +488,7 @@ static int feed_prove(struct cli *c)
 			goto out;
 		}
 		fprintf(stderr, "wrote proof of seq %llu (tree size %llu) to %s\n",
-			(unsigned long long)seq, (unsigned long long)size, path);
+		        (unsigned long long)seq, (unsigned long long)size, path);
 	} else {
 		fwrite(out.data, 1, out.len, stdout);
 	}
@@ -521,12 +517,12 @@ static int feed_consistency(struct cli *c)
 	if (c->npos == 3 && (rc = cli_u64(c, "NEW", c->pos[2], &new_size)) != 0)
 		return rc;
 	if (old == 0 || old > new_size || new_size > f.head.size)
-		return cli_fail(c, EXIT_INVALID,
-				"need 0 < OLD <= NEW <= %llu (the feed size); got OLD=%llu NEW=%llu",
-				(unsigned long long)f.head.size, (unsigned long long)old,
-				(unsigned long long)new_size);
-	if (tl_store_consistency(c->store, &f, old, new_size, proof, TL_MERKLE_MAX_PROOF, &n) !=
-	    0)
+		return cli_fail(
+		        c, EXIT_INVALID,
+		        "need 0 < OLD <= NEW <= %llu (the feed size); got OLD=%llu NEW=%llu",
+		        (unsigned long long)f.head.size, (unsigned long long)old,
+		        (unsigned long long)new_size);
+	if (tl_store_consistency(c->store, &f, old, new_size, proof, TL_MERKLE_MAX_PROOF, &n) != 0)
 		return cli_fail(c, EXIT_ENV, "%s", tl_store_errmsg(c->store));
 	for (size_t i = 0; i < n; i++) {
 		tl_b64_encode(b64, proof[i], TL_HASH_LEN);
@@ -542,20 +538,20 @@ int cmd_feed(int argc, char **argv)
 		int (*fn)(struct cli *);
 		const char *const allowed[6];
 	} subs[] = {
-		{"new", feed_new, {"--book", "--peer", "--label", NULL}},
-		{"list", feed_list, {NULL}},
-		{"append", feed_append, {"--kind", "--body", "--jsonl", NULL}},
-		{"log", feed_log, {"--from", "--to", NULL}},
-		{"checkpoint", feed_checkpoint, {NULL}},
-		{"vkey", feed_vkey, {NULL}},
-		{"prove", feed_prove, {"-o", NULL}},
-		{"consistency", feed_consistency, {NULL}},
+	        {"new", feed_new, {"--book", "--peer", "--label", NULL}},
+	        {"list", feed_list, {NULL}},
+	        {"append", feed_append, {"--kind", "--body", "--jsonl", NULL}},
+	        {"log", feed_log, {"--from", "--to", NULL}},
+	        {"checkpoint", feed_checkpoint, {NULL}},
+	        {"vkey", feed_vkey, {NULL}},
+	        {"prove", feed_prove, {"-o", NULL}},
+	        {"consistency", feed_consistency, {NULL}},
 	};
 	struct cli c = {.cmd = "feed"};
 	char cmdname[64];
 	if (argc < 1)
 		return cli_usage(&c, "usage: tally feed new|list|append|log|checkpoint|vkey|prove|"
-				     "consistency ...");
+		                     "consistency ...");
 	for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
 		if (strcmp(argv[0], subs[i].name) != 0)
 			continue;

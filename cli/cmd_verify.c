@@ -37,7 +37,7 @@ static int put_json_str(FILE *fp, const char *s, size_t len)
 }
 
 static int export_rec(void *ctx, uint64_t seq, const uint8_t *rec, size_t len,
-		      const uint8_t leaf[TL_HASH_LEN])
+                      const uint8_t leaf[TL_HASH_LEN])
 {
 	struct export_ctx *x = ctx;
 	(void)seq;
@@ -93,8 +93,7 @@ int cmd_export(int argc, char **argv)
 		uint64_t size;
 		if ((rc = cli_feed(&c, c.pos[i], &feeds[i])) != 0)
 			goto out;
-		rc = cli_checkpoint_current(&c, &feeds[i], &note, &size,
-					    !cli_has(&c, "--no-sign"));
+		rc = cli_checkpoint_current(&c, &feeds[i], &note, &size, !cli_has(&c, "--no-sign"));
 		if (rc && rc != EXIT_INVALID)
 			goto out;
 		rc = 0;
@@ -121,13 +120,13 @@ int cmd_export(int argc, char **argv)
 			goto out;
 		}
 		fprintf(x.fp, "%s\n  {\n   \"origin\": \"%s\",\n   \"vkey\": \"%s\",\n",
-			i ? "," : "", f->origin, tl_buf_cstr(&vk));
+		        i ? "," : "", f->origin, tl_buf_cstr(&vk));
 		fputs("   \"records\": [", x.fp);
 		x.first = 1;
 		rc = tl_store_scan(c.store, f, 0, f->head.size, export_rec, &x);
 		if (rc) {
 			rc = cli_fail(&c, rc == TL_ECORRUPT ? EXIT_INVALID : EXIT_ENV, "%s",
-				      rc == TL_EIO ? strerror(errno) : tl_store_errmsg(c.store));
+			              rc == TL_EIO ? strerror(errno) : tl_store_errmsg(c.store));
 			goto out;
 		}
 		fputs("\n   ],\n   \"checkpoints\": [", x.fp);
@@ -148,7 +147,7 @@ int cmd_export(int argc, char **argv)
 	x.fp = NULL;
 	if (rename(tmp, path) != 0) {
 		rc = cli_fail(&c, EXIT_ENV, "cannot rename '%s' to '%s': %s", tmp, path,
-			      strerror(errno));
+		              strerror(errno));
 		goto out;
 	}
 	tmp[0] = 0;
@@ -157,7 +156,7 @@ int cmd_export(int argc, char **argv)
 		       (unsigned long long)total);
 	else
 		fprintf(stderr, "wrote %s: %d feed(s), %llu records\n", path, c.npos,
-			(unsigned long long)total);
+		        (unsigned long long)total);
 out:
 	if (x.fp)
 		fclose(x.fp);
@@ -194,14 +193,14 @@ static int collect_keys(struct cli *c, const char *opt, uint8_t type, struct key
 			return cli_usage(c, "%s '%s' is not a valid C2SP vkey", opt, s);
 		if (kl->v[kl->n].type != type)
 			return cli_usage(c, "%s '%s' has key type 0x%02x; expected 0x%02x", opt, s,
-					 kl->v[kl->n].type, type);
+			                 kl->v[kl->n].type, type);
 		kl->n++;
 	}
 	return 0;
 }
 
 static void print_report(const struct cli *c, const char *what, int valid,
-			 const struct tl_verify_report *r)
+                         const struct tl_verify_report *r)
 {
 	char hex[TL_HASH_LEN * 2 + 1];
 	if (c->json) {
@@ -210,29 +209,29 @@ static void print_report(const struct cli *c, const char *what, int valid,
 			const struct tl_verify_feed *f = &r->feeds[i];
 			tl_hex_encode(hex, f->root, TL_HASH_LEN);
 			json_array_append_new(
-				feeds, json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:s}", "origin",
-						 f->origin, "records", (json_int_t)f->records,
-						 "verified", (json_int_t)f->verified, "checkpoints",
-						 (json_int_t)f->checkpoints, "max_checkpoint",
-						 (json_int_t)f->max_checkpoint, "witnessed_size",
-						 (json_int_t)f->witnessed_size, "root", hex));
+			        feeds, json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:s}", "origin",
+			                         f->origin, "records", (json_int_t)f->records,
+			                         "verified", (json_int_t)f->verified, "checkpoints",
+			                         (json_int_t)f->checkpoints, "max_checkpoint",
+			                         (json_int_t)f->max_checkpoint, "witnessed_size",
+			                         (json_int_t)f->witnessed_size, "root", hex));
 		}
 		size_t kept = r->nissues < r->issues_cap ? r->nissues : r->issues_cap;
 		for (size_t i = 0; i < kept; i++) {
 			const struct tl_verify_issue *is = &r->issues[i];
-			json_t *o = json_pack("{s:s,s:s}", "origin", is->origin, "reason",
-					      is->reason);
+			json_t *o =
+			        json_pack("{s:s,s:s}", "origin", is->origin, "reason", is->reason);
 			json_object_set_new(o, "seq",
-					    is->seq >= 0 ? json_integer(is->seq) : json_null());
+			                    is->seq >= 0 ? json_integer(is->seq) : json_null());
 			json_object_set_new(o, "size",
-					    is->size >= 0 ? json_integer(is->size) : json_null());
+			                    is->size >= 0 ? json_integer(is->size) : json_null());
 			json_array_append_new(issues, o);
 		}
 		json_t *o = json_pack("{s:s,s:b,s:o,s:o,s:I,s:i,s:i,s:b}", "file", what, "valid",
-				      valid, "feeds", feeds, "issues", issues, "issue_count",
-				      (json_int_t)r->nissues, "quorum", r->quorum, "witnesses",
-				      (int)r->nwitnesses, "witnesses_from_bundle",
-				      r->witnesses_from_bundle);
+		                      valid, "feeds", feeds, "issues", issues, "issue_count",
+		                      (json_int_t)r->nissues, "quorum", r->quorum, "witnesses",
+		                      (int)r->nwitnesses, "witnesses_from_bundle",
+		                      r->witnesses_from_bundle);
 		char *s = json_dumps(o, JSON_COMPACT);
 		printf("%s\n", s);
 		free(s);
@@ -251,8 +250,8 @@ static void print_report(const struct cli *c, const char *what, int valid,
 	if (r->nwitnesses || r->quorum)
 		printf("witnesses: %zu key(s)%s, quorum %d\n", r->nwitnesses,
 		       r->witnesses_from_bundle ? " taken from the bundle itself (pass --witness "
-						  "to use keys you trust)"
-						: "",
+		                                  "to use keys you trust)"
+		                                : "",
 		       r->quorum);
 	size_t kept = r->nissues < r->issues_cap ? r->nissues : r->issues_cap;
 	for (size_t i = 0; i < kept; i++) {
@@ -295,7 +294,7 @@ static int run_verify(struct cli *c, const char *what, const struct tl_buf *in, 
 			goto out;
 		if (q > 1000) {
 			rc = cli_usage(c, "--quorum %llu is larger than any witness set",
-				       (unsigned long long)q);
+			               (unsigned long long)q);
 			goto out;
 		}
 		o.quorum = (int)q;
@@ -331,7 +330,7 @@ int cmd_verify(int argc, char **argv)
 		return rc;
 	if (c.npos != 1)
 		return cli_usage(&c, "usage: tally verify FILE [--vkey V]... [--witness V]... "
-				     "[--quorum K]");
+		                     "[--quorum K]");
 	if ((rc = cli_read_file(&c, c.pos[0], VERIFY_INPUT_MAX, &in)) != 0)
 		return rc;
 	rc = run_verify(&c, c.pos[0], &in, 0);
@@ -347,7 +346,7 @@ int cmd_checkpoint(int argc, char **argv)
 	int rc;
 	if (argc < 1 || strcmp(argv[0], "verify") != 0)
 		return cli_usage(&c, "usage: tally checkpoint verify --vkey V [--vkey V]... "
-				     "[--witness V]... [--quorum K] < NOTE");
+		                     "[--witness V]... [--quorum K] < NOTE");
 	if ((rc = cli_parse(&c, argc - 1, argv + 1, allowed, NULL)) != 0)
 		return rc;
 	const char *path = c.npos == 1 ? c.pos[0] : "-";

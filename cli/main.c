@@ -9,28 +9,28 @@
 #endif
 
 static const char usage_text[] =
-	"usage: tally [--home DIR] [--json] COMMAND ...\n"
-	"\n"
-	"books and feeds (offline, on the data directory --home, $TALLY_HOME or ~/.tally):\n"
-	"  init --book NAME                       create a book (key pair); prints its key\n"
-	"  book list | book show NAME\n"
-	"  feed new --book NAME --peer PUBKEY_HEX [--label L]   prints the feed origin\n"
-	"  feed list\n"
-	"  feed append ORIGIN --kind K --body JSON\n"
-	"  feed append ORIGIN --jsonl FILE|-      one {\"kind\":..,\"body\":{..}} per line\n"
-	"  feed log ORIGIN [--from N] [--to M]\n"
-	"  feed checkpoint ORIGIN                 signed checkpoint of the current size\n"
-	"  feed vkey ORIGIN                       the feed's C2SP verifier key\n"
-	"  feed prove ORIGIN SEQ [-o FILE]        c2sp.org/tlog-proof@v1 of one entry\n"
-	"  feed consistency ORIGIN OLD [NEW]      consistency proof, base64 lines\n"
-	"  export ORIGIN... -o FILE [--no-sign]   tally-bundle/v1 for auditors\n"
-	"\n"
-	"verification (needs no data directory):\n"
-	"  verify FILE [--vkey V]... [--witness V]... [--quorum K]\n"
-	"  checkpoint verify --vkey V [--vkey V]... [--witness V]... [--quorum K] < NOTE\n"
-	"\n"
-	"Passphrases come from the terminal or $TALLY_PASSPHRASE.\n"
-	"Exit codes: 0 ok, 1 not valid / failed, 2 usage, 3 environment (store, key, I/O).\n";
+        "usage: tally [--home DIR] [--json] COMMAND ...\n"
+        "\n"
+        "books and feeds (offline, on the data directory --home, $TALLY_HOME or ~/.tally):\n"
+        "  init --book NAME                       create a book (key pair); prints its key\n"
+        "  book list | book show NAME\n"
+        "  feed new --book NAME --peer PUBKEY_HEX [--label L]   prints the feed origin\n"
+        "  feed list\n"
+        "  feed append ORIGIN --kind K --body JSON\n"
+        "  feed append ORIGIN --jsonl FILE|-      one {\"kind\":..,\"body\":{..}} per line\n"
+        "  feed log ORIGIN [--from N] [--to M]\n"
+        "  feed checkpoint ORIGIN                 signed checkpoint of the current size\n"
+        "  feed vkey ORIGIN                       the feed's C2SP verifier key\n"
+        "  feed prove ORIGIN SEQ [-o FILE]        c2sp.org/tlog-proof@v1 of one entry\n"
+        "  feed consistency ORIGIN OLD [NEW]      consistency proof, base64 lines\n"
+        "  export ORIGIN... -o FILE [--no-sign]   tally-bundle/v1 for auditors\n"
+        "\n"
+        "verification (needs no data directory):\n"
+        "  verify FILE [--vkey V]... [--witness V]... [--quorum K]\n"
+        "  checkpoint verify --vkey V [--vkey V]... [--witness V]... [--quorum K] < NOTE\n"
+        "\n"
+        "Passphrases come from the terminal or $TALLY_PASSPHRASE.\n"
+        "Exit codes: 0 ok, 1 not valid / failed, 2 usage, 3 environment (store, key, I/O).\n";
 
 int main(int argc, char **argv)
 {
@@ -38,8 +38,8 @@ int main(int argc, char **argv)
 		const char *name;
 		int (*fn)(int, char **);
 	} cmds[] = {
-		{"init", cmd_init},     {"book", cmd_book},     {"feed", cmd_feed},
-		{"export", cmd_export}, {"verify", cmd_verify}, {"checkpoint", cmd_checkpoint},
+	        {"init", cmd_init},     {"book", cmd_book},     {"feed", cmd_feed},
+	        {"export", cmd_export}, {"verify", cmd_verify}, {"checkpoint", cmd_checkpoint},
 	};
 	if (tl_init() != 0) {
 		fprintf(stderr, "tally: cannot initialise libsodium\n");

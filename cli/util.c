@@ -21,7 +21,7 @@ static int in_list(const char *const *list, const char *name)
 }
 
 int cli_parse(struct cli *c, int argc, char **argv, const char *const *allowed,
-	      const char *const *flags)
+              const char *const *flags)
 {
 	static const char *const global_flags[] = {"--json", NULL};
 	for (int i = 0; i < argc; i++) {
@@ -111,7 +111,7 @@ int cli_u64(const struct cli *c, const char *what, const char *s, uint64_t *out)
 {
 	if (!s || tl_parse_u64(s, strlen(s), out) != 0)
 		return cli_usage(c, "%s must be a non-negative integer, not '%s'", what,
-				 s ? s : "");
+		                 s ? s : "");
 	return 0;
 }
 
@@ -152,14 +152,14 @@ int cli_open_store(struct cli *c, int create)
 		snprintf(path, sizeof path, "%s/keys", c->home);
 		if (mkdir_p(c->home, 0700) != 0 || mkdir_p(path, 0700) != 0)
 			return cli_fail(c, EXIT_ENV, "cannot create home directory '%s': %s",
-					c->home, strerror(errno));
+			                c->home, strerror(errno));
 	}
 	snprintf(path, sizeof path, "%s/store", c->home);
 	if (!create && stat(path, &sb) != 0)
 		return cli_fail(c, EXIT_ENV,
-				"no Tally home at '%s' (run 'tally init --book NAME' first, or "
-				"pass --home / set TALLY_HOME)",
-				c->home);
+		                "no Tally home at '%s' (run 'tally init --book NAME' first, or "
+		                "pass --home / set TALLY_HOME)",
+		                c->home);
 	int rc = tl_store_open(&c->store, path, 0, 0, err, sizeof err);
 	if (rc)
 		return cli_fail(c, EXIT_ENV, "cannot open the store: %s", err);
@@ -192,15 +192,16 @@ int cli_load_key(struct cli *c, const char *book, struct tl_keypair *kp)
 	if (rc) {
 		sodium_free(pass);
 		return cli_fail(c, EXIT_ENV,
-				"no passphrase for book %s: set TALLY_PASSPHRASE or run on a "
-				"terminal",
-				book);
+		                "no passphrase for book %s: set TALLY_PASSPHRASE or run on a "
+		                "terminal",
+		                book);
 	}
 	rc = tl_keyfile_read(path, pass, plen, kp);
 	sodium_free(pass);
 	if (rc == TL_EPASS)
 		return cli_fail(c, EXIT_ENV,
-				"key file %s: wrong passphrase, or the sealed key is damaged", path);
+		                "key file %s: wrong passphrase, or the sealed key is damaged",
+		                path);
 	if (rc == TL_EIO)
 		return cli_fail(c, EXIT_ENV, "key file %s: %s", path, strerror(errno));
 	if (rc)
@@ -246,7 +247,7 @@ int cli_feed(struct cli *c, const char *origin, struct tl_feed *f)
 }
 
 int cli_checkpoint_current(struct cli *c, const struct tl_feed *f, struct tl_buf *note,
-			   uint64_t *size, int may_sign)
+                           uint64_t *size, int may_sign)
 {
 	uint64_t have = 0;
 	int rc = tl_store_checkpoint_get(c->store, f, UINT64_MAX, note, &have);
@@ -258,7 +259,7 @@ int cli_checkpoint_current(struct cli *c, const struct tl_feed *f, struct tl_buf
 	}
 	if (!(f->flags & TL_FEED_OWN) || !may_sign)
 		return cli_fail(c, EXIT_INVALID, "feed %s: no signed checkpoint is stored",
-				f->origin);
+		                f->origin);
 
 	struct tl_keypair kp;
 	struct tl_checkpoint cp;
@@ -280,7 +281,7 @@ int cli_checkpoint_current(struct cli *c, const struct tl_feed *f, struct tl_buf
 		goto out;
 	}
 	if ((rc = tl_store_checkpoint_put(c->store, f, cp.size, (const char *)note->data,
-					  note->len)) != 0) {
+	                                  note->len)) != 0) {
 		rc = cli_fail(c, EXIT_ENV, "%s", tl_store_errmsg(c->store));
 		goto out;
 	}
@@ -303,7 +304,7 @@ int cli_read_file(struct cli *c, const char *path, size_t max, struct tl_buf *ou
 		if (room == 0) {
 			if (fgetc(f) != EOF)
 				rc = cli_fail(c, EXIT_INVALID, "'%s' is larger than %zu bytes",
-					      path, max);
+				              path, max);
 			break;
 		}
 		if ((rc = tl_buf_reserve(out, room < 65536 ? room : 65536)) != 0) {
@@ -318,7 +319,7 @@ int cli_read_file(struct cli *c, const char *path, size_t max, struct tl_buf *ou
 		if (r == 0) {
 			if (ferror(f))
 				rc = cli_fail(c, EXIT_ENV, "reading '%s': %s", path,
-					      strerror(errno));
+				              strerror(errno));
 			break;
 		}
 	}

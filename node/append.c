@@ -111,8 +111,8 @@ static int handoff(struct pipe *p, struct batch *b)
 }
 
 int tl_feed_append_local(struct tl_store *s, const char *origin, const struct tl_keypair *kp,
-			 const struct tl_item *items, size_t n, size_t batch, uint64_t time_ms,
-			 struct tl_appended *out, size_t *done, tl_durable_fn on_durable, void *ctx)
+                         const struct tl_item *items, size_t n, size_t batch, uint64_t time_ms,
+                         struct tl_appended *out, size_t *done, tl_durable_fn on_durable, void *ctx)
 {
 	struct tl_feed f;
 	struct tl_buf scratch;
@@ -158,8 +158,8 @@ int tl_feed_append_local(struct tl_store *s, const char *origin, const struct tl
 			uint8_t leaf[TL_HASH_LEN];
 			tl_buf_reset(&scratch);
 			rc = tl_entry_encode(&scratch, origin, head.size, head.last_leaf, time_ms,
-					     items[i].kind, items[i].kind_len, items[i].body,
-					     items[i].body_len);
+			                     items[i].kind, items[i].kind_len, items[i].body,
+			                     items[i].body_len);
 			if (rc || (rc = tl_record_sign(&scratch, kp->sk)) != 0)
 				goto out;
 			tl_record_leaf_hash(leaf, scratch.data, scratch.len);

@@ -221,7 +221,8 @@ static int j2m_value(struct j2m *c, const json_t *j, unsigned depth)
 	case JSON_STRING:
 		if (!tl_utf8_valid((const uint8_t *)json_string_value(j), json_string_length(j)))
 			return j2m_fail(c, TL_EFORMAT, "string is not valid UTF-8");
-		rc = msgpack_pack_str_with_body(&c->pk, json_string_value(j), json_string_length(j));
+		rc = msgpack_pack_str_with_body(&c->pk, json_string_value(j),
+		                                json_string_length(j));
 		break;
 	case JSON_INTEGER:
 		/* Non-negative values are always written unsigned (canonical form). */
@@ -566,9 +567,9 @@ static void sw_finish(struct sw *w)
 	const size_t elen = sizeof ell - 1;
 
 	if (w->cut) {
-		w->len = w->cap - 1 >= elen ? utf8_prefix((const uint8_t *)w->out, w->len,
-		                                          w->cap - 1 - elen)
-		                            : 0;
+		w->len = w->cap - 1 >= elen
+		                 ? utf8_prefix((const uint8_t *)w->out, w->len, w->cap - 1 - elen)
+		                 : 0;
 		if (w->cap - 1 - w->len >= elen) {
 			memcpy(w->out + w->len, ell, elen);
 			w->len += elen;

@@ -86,12 +86,12 @@ static int lmdb_err(struct tl_store *s, int rc, const char *what)
 	case ENOSPC:
 	case EDQUOT:
 		return fail(s, TL_EFULL, "%s: disk full (%s); nothing of this batch was stored",
-			    what, mdb_strerror(rc));
+		            what, mdb_strerror(rc));
 	case MDB_CORRUPTED:
 	case MDB_PAGE_NOTFOUND:
 	case MDB_INVALID:
 		return fail(s, TL_ECORRUPT, "%s: store file is damaged (%s)", what,
-			    mdb_strerror(rc));
+		            mdb_strerror(rc));
 	case MDB_VERSION_MISMATCH:
 		return fail(s, TL_EVERSION, "%s: %s", what, mdb_strerror(rc));
 	default:
@@ -115,8 +115,8 @@ const char *tl_store_errmsg(struct tl_store *s)
 
 /* ------------------------------------------------------ open / close */
 
-int tl_store_open(struct tl_store **out, const char *dir, unsigned flags, size_t mapsize,
-		  char *err, size_t errcap)
+int tl_store_open(struct tl_store **out, const char *dir, unsigned flags, size_t mapsize, char *err,
+                  size_t errcap)
 {
 	struct tl_store *s = calloc(1, sizeof *s);
 	MDB_txn *txn = NULL;
@@ -133,7 +133,7 @@ int tl_store_open(struct tl_store **out, const char *dir, unsigned flags, size_t
 	strcpy(s->dir, dir);
 	if (!(flags & TL_STORE_RDONLY) && mkdir(dir, 0700) != 0 && errno != EEXIST) {
 		rc = fail(s, TL_EIO, "cannot create store directory '%s': %s", dir,
-			  strerror(errno));
+		          strerror(errno));
 		goto fail_early;
 	}
 	if ((rc = mdb_env_create(&s->env)) != 0) {
@@ -162,16 +162,16 @@ int tl_store_open(struct tl_store **out, const char *dir, unsigned flags, size_t
 	struct {
 		const char *name;
 		MDB_dbi *dbi;
-	} dbs[] = {{"meta", &s->meta},       {"books", &s->books},   {"feeds", &s->feeds},
-		   {"feedids", &s->feedids}, {"records", &s->records}, {"pos", &s->pos},
-		   {"leaves", &s->leaves},   {"checkpoints", &s->cps}};
+	} dbs[] = {{"meta", &s->meta},       {"books", &s->books},     {"feeds", &s->feeds},
+	           {"feedids", &s->feedids}, {"records", &s->records}, {"pos", &s->pos},
+	           {"leaves", &s->leaves},   {"checkpoints", &s->cps}};
 	for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
 		rc = mdb_dbi_open(txn, dbs[i].name, cf, dbs[i].dbi);
 		if (rc) {
 			rc = rc == MDB_NOTFOUND
-				     ? fail(s, TL_ECORRUPT, "store '%s' lacks table '%s'", dir,
-					    dbs[i].name)
-				     : lmdb_err(s, rc, "opening tables");
+			             ? fail(s, TL_ECORRUPT, "store '%s' lacks table '%s'", dir,
+			                    dbs[i].name)
+			             : lmdb_err(s, rc, "opening tables");
 			goto fail;
 		}
 	}
@@ -191,9 +191,8 @@ int tl_store_open(struct tl_store **out, const char *dir, unsigned flags, size_t
 		rc = lmdb_err(s, rc, "reading format version");
 		goto fail;
 	} else if (v.mv_size != 4 || get_be32(v.mv_data) != TL_STORE_FORMAT) {
-		rc = fail(s, TL_EVERSION,
-			  "store '%s' has format %u; this tally reads format %u", dir,
-			  v.mv_size == 4 ? get_be32(v.mv_data) : 0, TL_STORE_FORMAT);
+		rc = fail(s, TL_EVERSION, "store '%s' has format %u; this tally reads format %u",
+		          dir, v.mv_size == 4 ? get_be32(v.mv_data) : 0, TL_STORE_FORMAT);
 		goto fail;
 	}
 	if ((rc = mdb_txn_commit(txn)) != 0) {
@@ -303,7 +302,7 @@ int tl_store_book_get(struct tl_store *s, const char *name, struct tl_book *b)
 typedef int (*row_fn)(struct tl_store *s, const MDB_val *k, const MDB_val *v, void *out);
 
 static int list_table(struct tl_store *s, MDB_dbi dbi, size_t elem, row_fn dec, void **out,
-		      size_t *n)
+                      size_t *n)
 {
 	MDB_txn *txn;
 	MDB_cursor *cur = NULL;
@@ -431,15 +430,17 @@ static int feed_decode(struct tl_store *s, const MDB_val *k, const MDB_val *v, s
 	return 0;
 bad:
 	return fail(s, TL_ECORRUPT, "damaged feed row for '%.*s'", (int)k->mv_size,
-		    (const char *)k->mv_data);
+	            (const char *)k->mv_data);
 }
 
 static int feed_get_txn(struct tl_store *s, MDB_txn *txn, const char *origin, struct tl_feed *f)
 {
+	char key[TL_ORIGIN_LEN]; /* origin may point into *f, which decode clears */
 	size_t ol = strlen(origin);
 	if (ol != TL_ORIGIN_LEN)
 		return fail(s, TL_ENOTFOUND, "'%s' is not a feed origin", origin);
-	MDB_val k = {ol, (void *)origin}, v;
+	memcpy(key, origin, ol);
+	MDB_val k = {ol, key}, v;
 	int rc = mdb_get(txn, s->feeds, &k, &v);
 	if (rc == MDB_NOTFOUND)
 		return fail(s, TL_ENOTFOUND, "no feed with origin %s in this store", origin);
@@ -463,8 +464,8 @@ int tl_store_feed_add(struct tl_store *s, struct tl_feed *f)
 	MDB_val k, v;
 	int rc;
 
-	if (strlen(f->origin) != TL_ORIGIN_LEN || tl_origin_parse(&f->o, f->origin,
-								 TL_ORIGIN_LEN) != 0)
+	if (strlen(f->origin) != TL_ORIGIN_LEN ||
+	    tl_origin_parse(&f->o, f->origin, TL_ORIGIN_LEN) != 0)
 		return fail(s, TL_EINVAL, "invalid origin '%s'", f->origin);
 	if (strlen(f->label) > TL_LABEL_MAX || strlen(f->book) > TL_BOOK_NAME_MAX)
 		return fail(s, TL_EINVAL, "label or book name too long");
@@ -557,7 +558,7 @@ static unsigned ctz64(uint64_t x)
 }
 
 static int pos_get(struct tl_store *s, MDB_txn *txn, const struct tl_feed *f, uint64_t seq,
-		   struct pos_view *pv)
+                   struct pos_view *pv)
 {
 	uint8_t key[16];
 	put_be64(key, f->id);
@@ -566,13 +567,13 @@ static int pos_get(struct tl_store *s, MDB_txn *txn, const struct tl_feed *f, ui
 	int rc = mdb_get(txn, s->pos, &k, &v);
 	if (rc == MDB_NOTFOUND)
 		return fail(s, TL_ECORRUPT, "feed %s: seq %llu: position missing from the store",
-			    f->origin, (unsigned long long)seq);
+		            f->origin, (unsigned long long)seq);
 	if (rc)
 		return lmdb_err(s, rc, "reading position");
 	unsigned k_levels = ctz64(seq + 1);
 	if (v.mv_size != 8 + 32 + (size_t)k_levels * 32)
 		return fail(s, TL_ECORRUPT, "feed %s: seq %llu: damaged position row", f->origin,
-			    (unsigned long long)seq);
+		            (unsigned long long)seq);
 	pv->row = get_be64(v.mv_data);
 	pv->leaf = (const uint8_t *)v.mv_data + 8;
 	pv->levels = pv->leaf + 32;
@@ -605,7 +606,7 @@ static int src_get(void *ctx, unsigned level, uint64_t index, uint8_t out[TL_HAS
 
 /* Reads the feed fresh inside txn so that the size matches what is there. */
 static int merkle_begin(struct tl_store *s, const struct tl_feed *in, MDB_txn **txn,
-			struct tl_feed *f, struct src_ctx *c, struct tl_merkle_src *src)
+                        struct tl_feed *f, struct src_ctx *c, struct tl_merkle_src *src)
 {
 	int rc = rtxn(s, txn);
 	if (rc)
@@ -620,7 +621,7 @@ static int merkle_begin(struct tl_store *s, const struct tl_feed *in, MDB_txn **
 }
 
 int tl_store_root(struct tl_store *s, const struct tl_feed *in, uint64_t size,
-		  uint8_t root[TL_HASH_LEN])
+                  uint8_t root[TL_HASH_LEN])
 {
 	MDB_txn *txn;
 	struct tl_feed f;
@@ -631,7 +632,7 @@ int tl_store_root(struct tl_store *s, const struct tl_feed *in, uint64_t size,
 		return rc;
 	if (size > f.head.size)
 		rc = fail(s, TL_ERANGE, "feed %s has %llu entries, not %llu", f.origin,
-			  (unsigned long long)f.head.size, (unsigned long long)size);
+		          (unsigned long long)f.head.size, (unsigned long long)size);
 	else
 		rc = tl_merkle_root(&src, size, root);
 	mdb_txn_abort(txn);
@@ -639,7 +640,7 @@ int tl_store_root(struct tl_store *s, const struct tl_feed *in, uint64_t size,
 }
 
 int tl_store_inclusion(struct tl_store *s, const struct tl_feed *in, uint64_t seq, uint64_t size,
-		       uint8_t (*proof)[TL_HASH_LEN], size_t cap, size_t *n)
+                       uint8_t (*proof)[TL_HASH_LEN], size_t cap, size_t *n)
 {
 	MDB_txn *txn;
 	struct tl_feed f;
@@ -649,9 +650,10 @@ int tl_store_inclusion(struct tl_store *s, const struct tl_feed *in, uint64_t se
 	if (rc)
 		return rc;
 	if (size > f.head.size || seq >= size)
-		rc = fail(s, TL_ERANGE, "feed %s: no seq %llu in a tree of size %llu (feed has %llu)",
-			  f.origin, (unsigned long long)seq, (unsigned long long)size,
-			  (unsigned long long)f.head.size);
+		rc = fail(s, TL_ERANGE,
+		          "feed %s: no seq %llu in a tree of size %llu (feed has %llu)", f.origin,
+		          (unsigned long long)seq, (unsigned long long)size,
+		          (unsigned long long)f.head.size);
 	else
 		rc = tl_merkle_inclusion_proof(&src, seq, size, proof, cap, n);
 	mdb_txn_abort(txn);
@@ -659,7 +661,7 @@ int tl_store_inclusion(struct tl_store *s, const struct tl_feed *in, uint64_t se
 }
 
 int tl_store_consistency(struct tl_store *s, const struct tl_feed *in, uint64_t old_size,
-			 uint64_t new_size, uint8_t (*proof)[TL_HASH_LEN], size_t cap, size_t *n)
+                         uint64_t new_size, uint8_t (*proof)[TL_HASH_LEN], size_t cap, size_t *n)
 {
 	MDB_txn *txn;
 	struct tl_feed f;
@@ -670,9 +672,9 @@ int tl_store_consistency(struct tl_store *s, const struct tl_feed *in, uint64_t 
 		return rc;
 	if (new_size > f.head.size || old_size > new_size || old_size == 0)
 		rc = fail(s, TL_ERANGE,
-			  "feed %s: no consistency proof from %llu to %llu (feed has %llu)",
-			  f.origin, (unsigned long long)old_size, (unsigned long long)new_size,
-			  (unsigned long long)f.head.size);
+		          "feed %s: no consistency proof from %llu to %llu (feed has %llu)",
+		          f.origin, (unsigned long long)old_size, (unsigned long long)new_size,
+		          (unsigned long long)f.head.size);
 	else
 		rc = tl_merkle_consistency_proof(&src, old_size, new_size, proof, cap, n);
 	mdb_txn_abort(txn);
@@ -699,7 +701,7 @@ static int meta_add(struct tl_store *s, MDB_txn *txn, const char *key, uint64_t 
 
 /* Last key of a table, or 0 bytes if empty. */
 static int last_key(struct tl_store *s, MDB_txn *txn, MDB_dbi dbi, uint8_t *out, size_t len,
-		    int *empty)
+                    int *empty)
 {
 	MDB_cursor *cur;
 	MDB_val k, v;
@@ -720,7 +722,7 @@ static int last_key(struct tl_store *s, MDB_txn *txn, MDB_dbi dbi, uint8_t *out,
 }
 
 int tl_store_append(struct tl_store *s, const char *origin, const struct tl_rec *recs, size_t n,
-		    unsigned flags, size_t *bad, struct tl_feed *after)
+                    unsigned flags, size_t *bad, struct tl_feed *after)
 {
 	MDB_txn *txn = NULL;
 	struct tl_feed f;
@@ -766,19 +768,19 @@ int tl_store_append(struct tl_store *s, const char *origin, const struct tl_rec 
 		rc = tl_record_decode(&e, recs[i].data, recs[i].len, &where);
 		if (rc) {
 			rc = fail(s, rc, "feed %s: seq %llu: record is malformed at byte %zu: %s",
-				  origin, (unsigned long long)seq, where, tl_strerror(rc));
+			          origin, (unsigned long long)seq, where, tl_strerror(rc));
 			goto fail;
 		}
 		if ((rc = tl_feed_check_next(&f.head, &f.o, &e)) != 0) {
 			rc = fail(s, rc,
-				  "feed %s: record claims seq %llu but the feed expects seq %llu "
-				  "with the previous leaf hash (or it names another origin)",
-				  origin, (unsigned long long)e.seq, (unsigned long long)seq);
+			          "feed %s: record claims seq %llu but the feed expects seq %llu "
+			          "with the previous leaf hash (or it names another origin)",
+			          origin, (unsigned long long)e.seq, (unsigned long long)seq);
 			goto fail;
 		}
 		if ((flags & TL_APPEND_VERIFY) && (rc = tl_record_verify_sig(&e)) != 0) {
 			rc = fail(s, rc, "feed %s: seq %llu: signature does not verify", origin,
-				  (unsigned long long)seq);
+			          (unsigned long long)seq);
 			goto fail;
 		}
 		tl_record_leaf_hash(leaf, recs[i].data, recs[i].len);
@@ -808,7 +810,7 @@ int tl_store_append(struct tl_store *s, const char *origin, const struct tl_rec 
 		rc = mdb_put(txn, s->leaves, &k, &v, MDB_NOOVERWRITE);
 		if (rc == MDB_KEYEXIST) {
 			rc = fail(s, TL_EEXIST, "feed %s: seq %llu: this record is already stored",
-				  origin, (unsigned long long)seq);
+			          origin, (unsigned long long)seq);
 			goto fail;
 		} else if (rc) {
 			rc = lmdb_err(s, rc, "storing leaf index");
@@ -841,7 +843,7 @@ fail:
 /* --------------------------------------------------------------- reads */
 
 static int record_get(struct tl_store *s, MDB_txn *txn, const struct tl_feed *f, uint64_t seq,
-		      MDB_val *rec, const uint8_t **leaf)
+                      MDB_val *rec, const uint8_t **leaf)
 {
 	struct pos_view pv;
 	uint8_t rowk[8], h[32];
@@ -849,7 +851,7 @@ static int record_get(struct tl_store *s, MDB_txn *txn, const struct tl_feed *f,
 
 	if (seq >= f->head.size)
 		return fail(s, TL_ERANGE, "feed %s has %llu entries; there is no seq %llu",
-			    f->origin, (unsigned long long)f->head.size, (unsigned long long)seq);
+		            f->origin, (unsigned long long)f->head.size, (unsigned long long)seq);
 	if ((rc = pos_get(s, txn, f, seq, &pv)) != 0)
 		return rc;
 	put_be64(rowk, pv.row);
@@ -857,21 +859,20 @@ static int record_get(struct tl_store *s, MDB_txn *txn, const struct tl_feed *f,
 	rc = mdb_get(txn, s->records, &k, rec);
 	if (rc == MDB_NOTFOUND)
 		return fail(s, TL_ECORRUPT, "feed %s: seq %llu: record missing from the store",
-			    f->origin, (unsigned long long)seq);
+		            f->origin, (unsigned long long)seq);
 	if (rc)
 		return lmdb_err(s, rc, "reading record");
 	tl_record_leaf_hash(h, rec->mv_data, rec->mv_size);
 	if (memcmp(h, pv.leaf, 32) != 0)
 		return fail(s, TL_ECORRUPT,
-			    "feed %s: seq %llu: stored record does not match its leaf hash "
-			    "(the store is damaged)",
-			    f->origin, (unsigned long long)seq);
+		            "feed %s: seq %llu: stored record does not match its leaf hash "
+		            "(the store is damaged)",
+		            f->origin, (unsigned long long)seq);
 	*leaf = pv.leaf;
 	return 0;
 }
 
-int tl_store_record(struct tl_store *s, const struct tl_feed *in, uint64_t seq,
-		    struct tl_buf *out)
+int tl_store_record(struct tl_store *s, const struct tl_feed *in, uint64_t seq, struct tl_buf *out)
 {
 	MDB_txn *txn;
 	struct tl_feed f;
@@ -890,7 +891,7 @@ int tl_store_record(struct tl_store *s, const struct tl_feed *in, uint64_t seq,
 }
 
 int tl_store_leaf(struct tl_store *s, const struct tl_feed *in, uint64_t seq,
-		  uint8_t leaf[TL_HASH_LEN])
+                  uint8_t leaf[TL_HASH_LEN])
 {
 	MDB_txn *txn;
 	struct tl_feed f;
@@ -901,7 +902,7 @@ int tl_store_leaf(struct tl_store *s, const struct tl_feed *in, uint64_t seq,
 	if ((rc = feed_get_txn(s, txn, in->origin, &f)) == 0) {
 		if (seq >= f.head.size)
 			rc = fail(s, TL_ERANGE, "feed %s has no seq %llu", f.origin,
-				  (unsigned long long)seq);
+			          (unsigned long long)seq);
 		else if ((rc = pos_get(s, txn, &f, seq, &pv)) == 0)
 			memcpy(leaf, pv.leaf, 32);
 	}
@@ -910,7 +911,7 @@ int tl_store_leaf(struct tl_store *s, const struct tl_feed *in, uint64_t seq,
 }
 
 int tl_store_find_leaf(struct tl_store *s, const uint8_t leaf[TL_HASH_LEN], char *origin,
-		       uint64_t *seq)
+                       uint64_t *seq)
 {
 	MDB_txn *txn;
 	int rc = rtxn(s, &txn);
@@ -942,7 +943,7 @@ int tl_store_find_leaf(struct tl_store *s, const uint8_t leaf[TL_HASH_LEN], char
 }
 
 int tl_store_scan(struct tl_store *s, const struct tl_feed *in, uint64_t from, uint64_t to,
-		  tl_scan_fn cb, void *ctx)
+                  tl_scan_fn cb, void *ctx)
 {
 	MDB_txn *txn;
 	struct tl_feed f;
@@ -969,7 +970,7 @@ done:
 /* --------------------------------------------------------- checkpoints */
 
 int tl_store_checkpoint_put(struct tl_store *s, const struct tl_feed *f, uint64_t size,
-			    const char *note, size_t len)
+                            const char *note, size_t len)
 {
 	MDB_txn *txn;
 	uint8_t key[16];
@@ -990,7 +991,7 @@ int tl_store_checkpoint_put(struct tl_store *s, const struct tl_feed *f, uint64_
 }
 
 int tl_store_checkpoint_get(struct tl_store *s, const struct tl_feed *f, uint64_t size,
-			    struct tl_buf *out, uint64_t *got_size)
+                            struct tl_buf *out, uint64_t *got_size)
 {
 	MDB_txn *txn;
 	MDB_cursor *cur = NULL;
@@ -1058,7 +1059,7 @@ int tl_store_checkpoint_scan(struct tl_store *s, const struct tl_feed *f, tl_cp_
 		if (k.mv_size != 16 || get_be64(k.mv_data) != f->id)
 			break;
 		if ((rc = cb(ctx, get_be64((const uint8_t *)k.mv_data + 8), v.mv_data,
-			     v.mv_size)) != 0)
+		             v.mv_size)) != 0)
 			goto done;
 	}
 	rc = (rc == 0 || rc == MDB_NOTFOUND) ? 0 : lmdb_err(s, rc, "scanning checkpoints");

@@ -8,11 +8,13 @@
 #ifndef TL_HARNESS_H
 #define TL_HARNESS_H
 
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* cmocka needs the headers above first. */
+#include <cmocka.h>
 
 /* Reads a whole file; NULL if missing. *len receives the size. Caller frees. */
 char *th_read_file(const char *path, size_t *len);
