@@ -396,7 +396,10 @@ static void job_run(struct vjob *j, uint8_t **scratch, size_t *scap)
 		memcpy(j->other, e.origin_str, TL_ORIGIN_LEN);
 		j->other[TL_ORIGIN_LEN] = 0;
 	}
-	if (tl_record_verify_sig(&e) != 0)
+	rc = tl_record_verify_sig(&e);
+	if (rc == TL_ENOMEM)
+		j->flags = J_NOMEM;
+	else if (rc != 0)
 		j->flags |= J_SIG;
 }
 

@@ -1,4 +1,5 @@
 /* harness.c — see harness.h. */
+#define _GNU_SOURCE /* nftw */
 #include "harness.h"
 
 #include <errno.h>

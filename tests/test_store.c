@@ -1,5 +1,6 @@
 /* test_store.c — the LMDB store: books, feeds, group-committed appends,
  * Merkle views against an in-memory tree, damage detection, versioning. */
+#define _GNU_SOURCE /* memmem */
 #include "harness.h"
 
 #include <stdio.h>
