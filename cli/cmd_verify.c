@@ -10,64 +10,13 @@
 
 /* ------------------------------------------------------------- export */
 
-struct export_ctx {
-	FILE *fp;
-	int first;
-	struct tl_buf b64;
-};
-
-/* Writes a JSON string; our strings are base64, origins, vkeys and notes,
- * so only the note's newlines and the U+2014 dash need care (UTF-8 passes
- * through as JSON allows). */
-static int put_json_str(FILE *fp, const char *s, size_t len)
-{
-	fputc('"', fp);
-	for (size_t i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (ch == '"' || ch == '\\')
-			fprintf(fp, "\\%c", ch);
-		else if (ch == '\n')
-			fputs("\\n", fp);
-		else if (ch < 0x20)
-			fprintf(fp, "\\u%04x", ch);
-		else
-			fputc(ch, fp);
-	}
-	return fputc('"', fp) == EOF ? -1 : 0;
-}
-
-static int export_rec(void *ctx, uint64_t seq, const uint8_t *rec, size_t len,
-                      const uint8_t leaf[TL_HASH_LEN])
-{
-	struct export_ctx *x = ctx;
-	(void)seq;
-	(void)leaf;
-	tl_buf_reset(&x->b64);
-	if (tl_buf_reserve(&x->b64, tl_b64_encoded_len(len) + 1) != 0)
-		return TL_ENOMEM;
-	tl_b64_encode((char *)x->b64.data, rec, len);
-	fputs(x->first ? "\n    \"" : ",\n    \"", x->fp);
-	fputs((const char *)x->b64.data, x->fp);
-	x->first = 0;
-	return fputc('"', x->fp) == EOF ? TL_EIO : 0;
-}
-
-static int export_cp(void *ctx, uint64_t size, const char *note, size_t len)
-{
-	struct export_ctx *x = ctx;
-	(void)size;
-	fputs(x->first ? "\n    " : ",\n    ", x->fp);
-	x->first = 0;
-	return put_json_str(x->fp, note, len) ? TL_EIO : 0;
-}
-
 int cmd_export(int argc, char **argv)
 {
 	static const char *const allowed[] = {"-o", NULL};
 	static const char *const flags[] = {"--no-sign", NULL};
 	struct cli c = {.cmd = "export"};
-	struct export_ctx x = {0};
-	struct tl_buf note, vk;
+	FILE *fp = NULL;
+	struct tl_buf note;
 	char tmp[4200];
 	int rc;
 
@@ -80,8 +29,6 @@ int cmd_export(int argc, char **argv)
 		return rc;
 	struct tl_feed *feeds = calloc((size_t)c.npos, sizeof *feeds);
 	tl_buf_init(&note, TL_NOTE_MAX);
-	tl_buf_init(&vk, 1024);
-	tl_buf_init(&x.b64, TL_RECORD_MAX * 2);
 	tmp[0] = 0;
 	if (!feeds) {
 		rc = cli_fail(&c, EXIT_ENV, "out of memory");
@@ -93,58 +40,32 @@ int cmd_export(int argc, char **argv)
 		uint64_t size;
 		if ((rc = cli_feed(&c, c.pos[i], &feeds[i])) != 0)
 			goto out;
-		rc = cli_checkpoint_current(&c, &feeds[i], &note, &size, !cli_has(&c, "--no-sign"));
-		if (rc && rc != EXIT_INVALID)
-			goto out;
-		rc = 0;
-		if ((rc = cli_feed(&c, c.pos[i], &feeds[i])) != 0)
+		if (!(feeds[i].flags & TL_FEED_OWN) || cli_has(&c, "--no-sign"))
+			continue;
+		if ((rc = cli_checkpoint_current(&c, &feeds[i], &note, &size, 1)) != 0)
 			goto out;
 	}
 	/* Written to a temporary file and renamed: a reader never sees half. */
 	snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-	x.fp = fopen(tmp, "wb");
-	if (!x.fp) {
+	fp = fopen(tmp, "wb");
+	if (!fp) {
 		rc = cli_fail(&c, EXIT_ENV, "cannot write '%s': %s", tmp, strerror(errno));
 		tmp[0] = 0;
 		goto out;
 	}
-	fputs("{\n  \"format\": \"tally-bundle/v1\",\n  \"feeds\": [", x.fp);
 	uint64_t total = 0;
-	for (int i = 0; i < c.npos; i++) {
-		struct tl_vkey v;
-		const struct tl_feed *f = &feeds[i];
-		tl_buf_reset(&vk);
-		if (tl_vkey_from_pub(&v, f->origin, TL_SIGTYPE_ED25519, f->o.pk) != 0 ||
-		    tl_vkey_format(&v, &vk) != 0) {
-			rc = cli_fail(&c, EXIT_ENV, "cannot format vkey of %s", f->origin);
-			goto out;
-		}
-		fprintf(x.fp, "%s\n  {\n   \"origin\": \"%s\",\n   \"vkey\": \"%s\",\n",
-		        i ? "," : "", f->origin, tl_buf_cstr(&vk));
-		fputs("   \"records\": [", x.fp);
-		x.first = 1;
-		rc = tl_store_scan(c.store, f, 0, f->head.size, export_rec, &x);
-		if (rc) {
-			rc = cli_fail(&c, rc == TL_ECORRUPT ? EXIT_INVALID : EXIT_ENV, "%s",
-			              rc == TL_EIO ? strerror(errno) : tl_store_errmsg(c.store));
-			goto out;
-		}
-		fputs("\n   ],\n   \"checkpoints\": [", x.fp);
-		x.first = 1;
-		if ((rc = tl_store_checkpoint_scan(c.store, f, export_cp, &x)) != 0) {
-			rc = cli_fail(&c, EXIT_ENV, "%s", tl_store_errmsg(c.store));
-			goto out;
-		}
-		fputs("\n   ]\n  }", x.fp);
-		total += f->head.size;
+	rc = tl_bundle_write(c.store, fp, feeds, (size_t)c.npos, NULL, 0, 0, &total);
+	if (rc) {
+		rc = cli_fail(&c, rc == TL_ECORRUPT ? EXIT_INVALID : EXIT_ENV, "%s",
+			      rc == TL_EIO ? strerror(errno) : tl_store_errmsg(c.store));
+		goto out;
 	}
-	fputs("\n  ],\n  \"witnesses\": [],\n  \"quorum\": 0\n}\n", x.fp);
-	if (fflush(x.fp) != 0 || fsync(fileno(x.fp)) != 0 || ferror(x.fp)) {
+	if (fflush(fp) != 0 || fsync(fileno(fp)) != 0 || ferror(fp)) {
 		rc = cli_fail(&c, EXIT_ENV, "writing '%s': %s", tmp, strerror(errno));
 		goto out;
 	}
-	fclose(x.fp);
-	x.fp = NULL;
+	fclose(fp);
+	fp = NULL;
 	if (rename(tmp, path) != 0) {
 		rc = cli_fail(&c, EXIT_ENV, "cannot rename '%s' to '%s': %s", tmp, path,
 		              strerror(errno));
@@ -158,14 +79,12 @@ int cmd_export(int argc, char **argv)
 		fprintf(stderr, "wrote %s: %d feed(s), %llu records\n", path, c.npos,
 		        (unsigned long long)total);
 out:
-	if (x.fp)
-		fclose(x.fp);
+	if (fp)
+		fclose(fp);
 	if (tmp[0])
 		unlink(tmp);
 	free(feeds);
 	tl_buf_release(&note);
-	tl_buf_release(&vk);
-	tl_buf_release(&x.b64);
 	cli_close(&c);
 	return rc;
 }

@@ -11,6 +11,7 @@
 #define TL_NODE_H
 
 #include <jansson.h>
+#include <stdio.h>
 
 #include "../consensus/tl_consensus.h"
 
@@ -232,6 +233,18 @@ int tl_verify_tlog_proof(const char *text, size_t len, const struct tl_verify_op
 int tl_verify_note(const char *text, size_t len, const struct tl_verify_opts *o,
 		   struct tl_verify_report *r) TL_WUR;
 
+
+/* ------------------------------------------------------------ bundles */
+
+/*
+ * Writes a tally-bundle/v1 of the given feeds to fp, streaming (memory does
+ * not grow with the feed): records in seq order and every stored checkpoint.
+ * witnesses (vkey strings, may be NULL) and quorum are written as given.
+ * *records receives the number of records written.
+ */
+int tl_bundle_write(struct tl_store *s, FILE *fp, const struct tl_feed *feeds, size_t n,
+		    const char *const *witnesses, size_t nwitnesses, int quorum,
+		    uint64_t *records) TL_WUR;
 
 /* ------------------------------------------ JSON <-> MessagePack bodies */
 
