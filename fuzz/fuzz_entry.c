@@ -80,13 +80,16 @@ static void check_round_trip(const uint8_t *data, size_t size)
 
 	if (!j)
 		abort(); /* canonical input must convert */
-	tl_buf_init(&out, TL_ENTRY_MAX);
-	if (tl_json_to_mp(j, &out, err, sizeof err) != 0)
-		abort();
-	if (!has_bin_or_big_uint(data, size) &&
-	    (out.len != size || memcmp(out.data, data, size) != 0))
-		abort();
-	tl_buf_release(&out);
+	/* A tagged object is one level deeper than the value it stands for,
+	 * so such input may not even convert back: nothing to compare. */
+	if (!has_bin_or_big_uint(data, size)) {
+		tl_buf_init(&out, TL_ENTRY_MAX);
+		if (tl_json_to_mp(j, &out, err, sizeof err) != 0)
+			abort();
+		if (out.len != size || memcmp(out.data, data, size) != 0)
+			abort();
+		tl_buf_release(&out);
+	}
 	json_decref(j);
 }
 

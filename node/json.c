@@ -9,7 +9,6 @@
  */
 #include <inttypes.h>
 #include <jansson.h>
-#include <math.h>
 #include <msgpack/pack.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,7 +109,7 @@ static int j2m_fail(struct j2m *c, int rc, const char *what)
  * so the message shows the number as a person would have typed it. */
 static void real_text(char *s, size_t cap, double v)
 {
-	if (isfinite(v) && v == floor(v) && fabs(v) < 1e15) {
+	if (v > -1e15 && v < 1e15 && v == (double)(int64_t)v) {
 		snprintf(s, cap, "%.1f", v);
 		return;
 	}

@@ -20,11 +20,19 @@
 #include <time.h>
 
 #define DEFAULT_MAPSIZE ((size_t)64 << 30)
+/*
+ * The leaf-hash index is a B-tree keyed by random hashes: inserting a batch
+ * of 1024 into a large index dirties ~1024 pages (4 MiB per commit). New
+ * leaves therefore go first to an append-only queue (row -> leaf, id, seq),
+ * and are merged into the index, sorted, once the queue holds this many;
+ * lookups consult the index, then scan the queue.
+ */
+#define LEAFQ_MERGE 65536
 #define FEEDROW_VERSION 1
 
 struct tl_store {
 	MDB_env *env;
-	MDB_dbi meta, books, feeds, feedids, records, pos, leaves, cps;
+	MDB_dbi meta, books, feeds, feedids, records, pos, leaves, leafq, cps;
 	unsigned flags;
 	char dir[4096];
 	char errmsg[512];
@@ -164,7 +172,8 @@ int tl_store_open(struct tl_store **out, const char *dir, unsigned flags, size_t
 		MDB_dbi *dbi;
 	} dbs[] = {{"meta", &s->meta},       {"books", &s->books},     {"feeds", &s->feeds},
 	           {"feedids", &s->feedids}, {"records", &s->records}, {"pos", &s->pos},
-	           {"leaves", &s->leaves},   {"checkpoints", &s->cps}};
+	           {"leaves", &s->leaves},   {"checkpoints", &s->cps},
+	           {"leafq", &s->leafq}};
 	for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
 		rc = mdb_dbi_open(txn, dbs[i].name, cf, dbs[i].dbi);
 		if (rc) {
@@ -721,6 +730,70 @@ static int last_key(struct tl_store *s, MDB_txn *txn, MDB_dbi dbi, uint8_t *out,
 	return 0;
 }
 
+struct qleaf {
+	uint8_t leaf[32];
+	uint8_t where[16];
+};
+
+static int qleaf_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, 32);
+}
+
+/* Moves the queued leaves into the index, in key order, when the queue is
+ * long enough (or always, with force). Part of the caller's transaction. */
+static int leafq_merge(struct tl_store *s, MDB_txn *txn, int force)
+{
+	MDB_stat st;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	struct qleaf *q = NULL;
+	size_t n = 0;
+	int rc = mdb_stat(txn, s->leafq, &st);
+	if (rc)
+		return lmdb_err(s, rc, "leaf queue");
+	if (st.ms_entries == 0 || (!force && st.ms_entries < LEAFQ_MERGE))
+		return 0;
+	q = malloc(st.ms_entries * sizeof *q);
+	if (!q)
+		return fail(s, TL_ENOMEM, "merging the leaf index: out of memory");
+	if ((rc = mdb_cursor_open(txn, s->leafq, &cur)) != 0) {
+		rc = lmdb_err(s, rc, "leaf queue");
+		goto done;
+	}
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && n < st.ms_entries;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (v.mv_size != sizeof *q) {
+			rc = fail(s, TL_ECORRUPT, "damaged leaf queue row");
+			goto done;
+		}
+		memcpy(&q[n++], v.mv_data, sizeof *q);
+	}
+	if (rc != MDB_NOTFOUND && rc != 0) {
+		rc = lmdb_err(s, rc, "leaf queue");
+		goto done;
+	}
+	qsort(q, n, sizeof *q, qleaf_cmp);
+	for (size_t i = 0; i < n; i++) {
+		k = (MDB_val){32, q[i].leaf};
+		v = (MDB_val){16, q[i].where};
+		/* Distinct (origin, seq) give distinct records and so distinct
+		 * leaves; an existing key can only be this very row again. */
+		rc = mdb_put(txn, s->leaves, &k, &v, MDB_NOOVERWRITE);
+		if (rc && rc != MDB_KEYEXIST) {
+			rc = lmdb_err(s, rc, "merging the leaf index");
+			goto done;
+		}
+	}
+	rc = mdb_drop(txn, s->leafq, 0);
+	rc = rc ? lmdb_err(s, rc, "emptying the leaf queue") : 0;
+done:
+	if (cur)
+		mdb_cursor_close(cur);
+	free(q);
+	return rc;
+}
+
 int tl_store_append(struct tl_store *s, const char *origin, const struct tl_rec *recs, size_t n,
                     unsigned flags, size_t *bad, struct tl_feed *after)
 {
@@ -802,18 +875,14 @@ int tl_store_append(struct tl_store *s, const char *origin, const struct tl_rec 
 			rc = lmdb_err(s, rc, "storing position");
 			goto fail;
 		}
-		uint8_t where_v[16];
-		put_be64(where_v, f.id);
-		put_be64(where_v + 8, seq);
-		k = (MDB_val){32, leaf};
-		v = (MDB_val){16, where_v};
-		rc = mdb_put(txn, s->leaves, &k, &v, MDB_NOOVERWRITE);
-		if (rc == MDB_KEYEXIST) {
-			rc = fail(s, TL_EEXIST, "feed %s: seq %llu: this record is already stored",
-			          origin, (unsigned long long)seq);
-			goto fail;
-		} else if (rc) {
-			rc = lmdb_err(s, rc, "storing leaf index");
+		uint8_t q[32 + 16];
+		memcpy(q, leaf, 32);
+		put_be64(q + 32, f.id);
+		put_be64(q + 40, seq);
+		k = (MDB_val){8, rowk};
+		v = (MDB_val){sizeof q, q};
+		if ((rc = mdb_put(txn, s->leafq, &k, &v, MDB_APPEND)) != 0) {
+			rc = lmdb_err(s, rc, "queueing leaf index");
 			goto fail;
 		}
 		tl_feed_advance(&f.head, leaf);
@@ -821,7 +890,7 @@ int tl_store_append(struct tl_store *s, const char *origin, const struct tl_rec 
 		bytes += recs[i].len;
 	}
 	if ((rc = feed_put_txn(s, txn, &f)) != 0 || (rc = meta_add(s, txn, "records", n)) != 0 ||
-	    (rc = meta_add(s, txn, "record_bytes", bytes)) != 0)
+	    (rc = meta_add(s, txn, "record_bytes", bytes)) != 0 || (rc = leafq_merge(s, txn, 0)) != 0)
 		goto fail;
 	rc = mdb_txn_commit(txn);
 	txn = NULL;
@@ -910,6 +979,26 @@ int tl_store_leaf(struct tl_store *s, const struct tl_feed *in, uint64_t seq,
 	return rc;
 }
 
+/* Linear scan of the not yet merged leaves; v points at (id, seq). */
+static int leafq_find(struct tl_store *s, MDB_txn *txn, const uint8_t leaf[TL_HASH_LEN],
+                      MDB_val *out)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc = mdb_cursor_open(txn, s->leafq, &cur);
+	if (rc)
+		return rc;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (v.mv_size == 48 && memcmp(v.mv_data, leaf, 32) == 0) {
+			*out = (MDB_val){16, (uint8_t *)v.mv_data + 32};
+			break;
+		}
+	}
+	mdb_cursor_close(cur);
+	return rc;
+}
+
 int tl_store_find_leaf(struct tl_store *s, const uint8_t leaf[TL_HASH_LEN], char *origin,
                        uint64_t *seq)
 {
@@ -919,6 +1008,8 @@ int tl_store_find_leaf(struct tl_store *s, const uint8_t leaf[TL_HASH_LEN], char
 		return rc;
 	MDB_val k = {32, (void *)leaf}, v;
 	rc = mdb_get(txn, s->leaves, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		rc = leafq_find(s, txn, leaf, &v);
 	if (rc == MDB_NOTFOUND) {
 		rc = fail(s, TL_ENOTFOUND, "no entry with that leaf hash");
 	} else if (rc) {

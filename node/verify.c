@@ -478,7 +478,6 @@ static void seq_switch(struct vseq *s, struct vfeed *f)
 	tl_merkle_acc_init(&s->acc);
 	s->last_known = 1;
 	memset(s->last, 0, sizeof s->last);
-	feed_capture(f, &s->acc); /* size 0 checkpoints */
 }
 
 static void seq_step(struct vseq *s, const struct vjob *j)
@@ -646,12 +645,16 @@ static int feed_checkpoints(struct vctx *v, struct vfeed *f, const json_t *arr,
 			else
 				c->sig_ok = 1;
 		}
-		if (cp.size > f->nrec)
+		if (cp.size > f->nrec) {
 			vissue(v, TL_ERANGE, og, -1, sz,
 			       "checkpoint size %" PRIu64 " exceeds the %zu records in the bundle",
 			       cp.size, f->nrec);
-		else
+		} else if (cp.size == 0) {
+			tl_merkle_empty_root(c->acc_root);
+			c->have_acc = 1;
+		} else {
 			f->order[f->norder++] = (struct vord){.size = cp.size, .i = i};
+		}
 		c->usable = 1;
 		c->ncosig = cosig_count(v, &note, ws, now, og, sz);
 		tl_note_release(&note);

@@ -53,8 +53,8 @@ static int teardown(void **state)
 
 static void write_key(struct fixture *f)
 {
-	assert_int_equal(tl_keyfile_write(f->path, &f->kp, "acme books", PASS, strlen(PASS), OPS, MEM),
-	                 0);
+	assert_int_equal(
+	        tl_keyfile_write(f->path, &f->kp, "acme books", PASS, strlen(PASS), OPS, MEM), 0);
 }
 
 /* Replaces the first occurrence of `from` in the key file with `to`. */
@@ -117,7 +117,8 @@ static void seed_gives_known_public_key(void **state)
 	/* golang.org/x/mod sumdb/note test key (tests/vectors/notes). */
 	th_unhex(seed, sizeof(seed),
 	         "810a1402d5146c8d84f2443330f54080ebf98ee17d9c74f6252fc5d5c7283173");
-	th_unhex(pub, sizeof(pub), "1a5cd907143c384c41e830c5bce12aa8817ec5649aaabf2c31388b35b2d744d6");
+	th_unhex(pub, sizeof(pub),
+	         "1a5cd907143c384c41e830c5bce12aa8817ec5649aaabf2c31388b35b2d744d6");
 	assert_int_equal(tl_key_from_seed(&kp, seed), 0);
 	assert_memory_equal(kp.pk, pub, TL_PUB_LEN);
 	assert_memory_equal(kp.sk, seed, TL_SEED_LEN);

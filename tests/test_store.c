@@ -313,6 +313,26 @@ static void test_checkpoints(void **state)
 	tl_buf_release(&out);
 }
 
+/* Leaves are found by hash both while queued and after the bulk merge into
+ * the index (which happens once 65536 are queued). */
+static void test_find_leaf_across_merge(void **state)
+{
+	struct fx *x = *state;
+	char origin[TL_ORIGIN_LEN + 1];
+	uint8_t leaf[32];
+	uint64_t seq;
+	append_n(x, 70000, 4096);
+	static const uint64_t probes[] = {0, 1, 65535, 65536, 69999};
+	for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++) {
+		assert_int_equal(tl_store_leaf(x->s, &x->f, probes[i], leaf), 0);
+		assert_int_equal(tl_store_find_leaf(x->s, leaf, origin, &seq), 0);
+		assert_int_equal(seq, probes[i]);
+		assert_string_equal(origin, x->f.origin);
+	}
+	leaf[0] ^= 1;
+	assert_int_equal(tl_store_find_leaf(x->s, leaf, origin, &seq), TL_ENOTFOUND);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -322,6 +342,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_damage_detected, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_reopen_and_version, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_checkpoints, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_find_leaf_across_merge, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
