@@ -161,12 +161,17 @@ static void print_report(const struct cli *c, const char *what, int valid,
 		const struct tl_verify_feed *f = &r->feeds[i];
 		tl_hex_encode(hex, f->root, TL_HASH_LEN);
 		printf("feed %s\n  records %llu, verified %llu; checkpoints %llu (largest size "
-		       "%llu); witnessed size %llu\n  root %s\n",
+		       "%llu)\n  root %s\n",
 		       f->origin, (unsigned long long)f->records, (unsigned long long)f->verified,
 		       (unsigned long long)f->checkpoints, (unsigned long long)f->max_checkpoint,
-		       (unsigned long long)f->witnessed_size, hex);
+		       hex);
+		if (r->quorum > 0)
+			printf("  witnessed size %llu (quorum %d)\n",
+			       (unsigned long long)f->witnessed_size, r->quorum);
 	}
-	if (r->nwitnesses || r->quorum)
+	if (!r->quorum)
+		printf("witnesses: none required (quorum 0): times are the authors' claims only\n");
+	else
 		printf("witnesses: %zu key(s)%s, quorum %d\n", r->nwitnesses,
 		       r->witnesses_from_bundle ? " taken from the bundle itself (pass --witness "
 		                                  "to use keys you trust)"

@@ -246,20 +246,20 @@ static int b64_char(char c)
 
 int tl_b64_decode(uint8_t *out, size_t cap, size_t *outlen, const char *in, size_t inlen)
 {
-	size_t i, pad = 0, dlen, got = 0;
+	size_t i, pad = 0, dlen, got = 0, q;
 	const char *end = NULL;
-	uint8_t *tmp = NULL;
-	char *re = NULL;
-	int err = TL_EFORMAT;
+	char re[5];
 
 	*outlen = 0;
 	/* Validate the alphabet and the padding shape before libsodium sees it,
 	 * so that no separator, whitespace or NUL can slip through. */
 	if (inlen % 4 != 0)
 		return TL_EFORMAT;
-	if (inlen >= 1 && in[inlen - 1] == '=')
+	if (inlen == 0)
+		return 0;
+	if (in[inlen - 1] == '=')
 		pad++;
-	if (inlen >= 2 && in[inlen - 2] == '=')
+	if (in[inlen - 2] == '=')
 		pad++;
 	for (i = 0; i < inlen - pad; i++)
 		if (!b64_char(in[i]))
@@ -267,37 +267,21 @@ int tl_b64_decode(uint8_t *out, size_t cap, size_t *outlen, const char *in, size
 	dlen = inlen / 4 * 3 - pad;
 	if (dlen > cap)
 		return TL_ETOOBIG;
-	if (inlen == 0)
-		return 0;
-	/* Decode into scratch so that out is untouched on failure. */
-	tmp = malloc(dlen);
-	re = malloc(inlen + 1);
-	if (!tmp || !re) {
-		err = TL_ENOMEM;
+	if (sodium_base642bin(out, dlen, in, inlen, NULL, &got, &end,
+	                      sodium_base64_VARIANT_ORIGINAL) != 0 ||
+	    end != in + inlen || got != dlen)
 		goto fail;
-	}
-	if (sodium_base642bin(tmp, dlen, in, inlen, NULL, &got, &end,
-	                      sodium_base64_VARIANT_ORIGINAL) != 0)
+	/* Canonical trailing bits: re-encode the final group (the only one
+	 * that can carry padding) and require the same characters. */
+	q = got - (got - 1) / 3 * 3;
+	sodium_bin2base64(re, sizeof(re), out + got - q, q, sodium_base64_VARIANT_ORIGINAL);
+	if (memcmp(re, in + inlen - 4, 4) != 0)
 		goto fail;
-	if (end != in + inlen || got != dlen)
-		goto fail;
-	/* Canonical trailing bits: the only encoding of got bytes is ours. */
-	sodium_bin2base64(re, inlen + 1, tmp, got, sodium_base64_VARIANT_ORIGINAL);
-	if (memcmp(re, in, inlen) != 0)
-		goto fail;
-	memcpy(out, tmp, got);
 	*outlen = got;
-	err = 0;
+	return 0;
 fail:
-	if (tmp) {
-		sodium_memzero(tmp, dlen);
-		free(tmp);
-	}
-	if (re) {
-		sodium_memzero(re, inlen + 1);
-		free(re);
-	}
-	return err;
+	memset(out, 0, dlen);
+	return TL_EFORMAT;
 }
 
 /* ------------------------------------------------------------- decimal */
