@@ -35,6 +35,8 @@ BENCH_SRC := $(wildcard bench/*.c)
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 
 .PHONY: all check asan bench fuzz install format format-check clean demo deps help
+# Keep intermediate objects (harness.o, bench objects) between runs.
+.SECONDARY:
 
 all: $(BUILD)/tally
 

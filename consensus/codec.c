@@ -212,8 +212,8 @@ static int key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 }
 
 struct mp_frame {
-	uint64_t left;       /* items still to read; a map counts keys and values */
-	const uint8_t *key;  /* previous key of a map, NULL before the first */
+	uint64_t left;      /* items still to read; a map counts keys and values */
+	const uint8_t *key; /* previous key of a map, NULL before the first */
 	size_t keylen;
 	int map;
 };
@@ -353,7 +353,8 @@ int tl_entry_encode(struct tl_buf *out, const char *origin, uint64_t seq,
 		return rc;
 
 	msgpack_packer_init(&pk, out, pack_to_buf);
-	if ((rc = msgpack_pack_array(&pk, 7)) || (rc = msgpack_pack_uint64(&pk, TL_ENTRY_VERSION)) ||
+	if ((rc = msgpack_pack_array(&pk, 7)) ||
+	    (rc = msgpack_pack_uint64(&pk, TL_ENTRY_VERSION)) ||
 	    (rc = msgpack_pack_str_with_body(&pk, origin, olen)) ||
 	    (rc = msgpack_pack_uint64(&pk, seq)) ||
 	    (rc = msgpack_pack_bin_with_body(&pk, prev, TL_HASH_LEN)) ||

@@ -80,22 +80,22 @@ static void test_uint_boundaries(void **state)
 {
 	static const struct mp_case c[] = {
 	        {"00", 0},
-	        {"7f", 0},                             /* 127: positive fixint */
-	        {"cc7f", TL_ENONCANON},                /* 127 as uint8 */
-	        {"cc80", 0},                           /* 128 */
-	        {"ccff", 0},                           /* 255 */
-	        {"cd00ff", TL_ENONCANON},              /* 255 as uint16 */
-	        {"cd0100", 0},                         /* 256 */
-	        {"cdffff", 0},                         /* 65535 */
-	        {"ce0000ffff", TL_ENONCANON},          /* 65535 as uint32 */
-	        {"ce00010000", 0},                     /* 65536 */
-	        {"ceffffffff", 0},                     /* 2^32-1 */
-	        {"cf00000000ffffffff", TL_ENONCANON},  /* 2^32-1 as uint64 */
-	        {"cf0000000100000000", 0},             /* 2^32 */
-	        {"cfffffffffffffffff", 0},             /* 2^64-1 */
-	        {"cc00", TL_ENONCANON},                /* 0 as uint8 */
-	        {"cf0000000000000000", TL_ENONCANON},  /* 0 as uint64 */
-	        {"cc", TL_EFORMAT},                    /* truncated */
+	        {"7f", 0},                            /* 127: positive fixint */
+	        {"cc7f", TL_ENONCANON},               /* 127 as uint8 */
+	        {"cc80", 0},                          /* 128 */
+	        {"ccff", 0},                          /* 255 */
+	        {"cd00ff", TL_ENONCANON},             /* 255 as uint16 */
+	        {"cd0100", 0},                        /* 256 */
+	        {"cdffff", 0},                        /* 65535 */
+	        {"ce0000ffff", TL_ENONCANON},         /* 65535 as uint32 */
+	        {"ce00010000", 0},                    /* 65536 */
+	        {"ceffffffff", 0},                    /* 2^32-1 */
+	        {"cf00000000ffffffff", TL_ENONCANON}, /* 2^32-1 as uint64 */
+	        {"cf0000000100000000", 0},            /* 2^32 */
+	        {"cfffffffffffffffff", 0},            /* 2^64-1 */
+	        {"cc00", TL_ENONCANON},               /* 0 as uint8 */
+	        {"cf0000000000000000", TL_ENONCANON}, /* 0 as uint64 */
+	        {"cc", TL_EFORMAT},                   /* truncated */
 	        {"cd01", TL_EFORMAT},
 	        {"ce000100", TL_EFORMAT},
 	        {"cf00000001000000", TL_EFORMAT},
@@ -107,21 +107,21 @@ static void test_uint_boundaries(void **state)
 static void test_int_boundaries(void **state)
 {
 	static const struct mp_case c[] = {
-	        {"ff", 0},                             /* -1 */
-	        {"e0", 0},                             /* -32: negative fixint */
-	        {"d0e0", TL_ENONCANON},                /* -32 as int8 */
-	        {"d0ff", TL_ENONCANON},                /* -1 as int8 */
-	        {"d0df", 0},                           /* -33 */
-	        {"d080", 0},                           /* -128 */
-	        {"d1ff80", TL_ENONCANON},              /* -128 as int16 */
-	        {"d1ff7f", 0},                         /* -129 */
-	        {"d18000", 0},                         /* -32768 */
-	        {"d2ffff8000", TL_ENONCANON},          /* -32768 as int32 */
-	        {"d2ffff7fff", 0},                     /* -32769 */
-	        {"d280000000", 0},                     /* -2^31 */
-	        {"d3ffffffff80000000", TL_ENONCANON},  /* -2^31 as int64 */
-	        {"d3ffffffff7fffffff", 0},             /* -2^31-1 */
-	        {"d38000000000000000", 0},             /* INT64_MIN */
+	        {"ff", 0},                            /* -1 */
+	        {"e0", 0},                            /* -32: negative fixint */
+	        {"d0e0", TL_ENONCANON},               /* -32 as int8 */
+	        {"d0ff", TL_ENONCANON},               /* -1 as int8 */
+	        {"d0df", 0},                          /* -33 */
+	        {"d080", 0},                          /* -128 */
+	        {"d1ff80", TL_ENONCANON},             /* -128 as int16 */
+	        {"d1ff7f", 0},                        /* -129 */
+	        {"d18000", 0},                        /* -32768 */
+	        {"d2ffff8000", TL_ENONCANON},         /* -32768 as int32 */
+	        {"d2ffff7fff", 0},                    /* -32769 */
+	        {"d280000000", 0},                    /* -2^31 */
+	        {"d3ffffffff80000000", TL_ENONCANON}, /* -2^31 as int64 */
+	        {"d3ffffffff7fffffff", 0},            /* -2^31-1 */
+	        {"d38000000000000000", 0},            /* INT64_MIN */
 	        /* non-negative values must use the unsigned forms */
 	        {"d000", TL_ENONCANON},
 	        {"d07f", TL_ENONCANON},
@@ -145,10 +145,10 @@ static void test_str_forms(void **state)
 {
 	(void)state;
 	assert_int_equal(check_payload("a0", 0, 'a'), 0);
-	assert_int_equal(check_payload("bf", 31, 'a'), 0);           /* fixstr 31 */
+	assert_int_equal(check_payload("bf", 31, 'a'), 0);              /* fixstr 31 */
 	assert_int_equal(check_payload("d91f", 31, 'a'), TL_ENONCANON); /* str8 for 31 */
 	assert_int_equal(check_payload("d900", 0, 'a'), TL_ENONCANON);
-	assert_int_equal(check_payload("d920", 32, 'a'), 0);         /* str8 32 */
+	assert_int_equal(check_payload("d920", 32, 'a'), 0); /* str8 32 */
 	assert_int_equal(check_payload("d9ff", 255, 'a'), 0);
 	assert_int_equal(check_payload("da00ff", 255, 'a'), TL_ENONCANON);
 	assert_int_equal(check_payload("da0100", 256, 'a'), 0);
@@ -165,15 +165,15 @@ static void test_str_forms(void **state)
 static void test_str_utf8(void **state)
 {
 	static const struct mp_case c[] = {
-	        {"a3e4baba", 0},           /* U+4EBA */
-	        {"a4f09f9880", 0},         /* U+1F600 */
-	        {"a100", 0},               /* U+0000 is valid UTF-8 */
-	        {"a1ff", TL_EFORMAT},      /* never valid */
-	        {"a180", TL_EFORMAT},      /* lone continuation */
-	        {"a2c080", TL_EFORMAT},    /* overlong NUL */
-	        {"a3eda080", TL_EFORMAT},  /* surrogate U+D800 */
+	        {"a3e4baba", 0},            /* U+4EBA */
+	        {"a4f09f9880", 0},          /* U+1F600 */
+	        {"a100", 0},                /* U+0000 is valid UTF-8 */
+	        {"a1ff", TL_EFORMAT},       /* never valid */
+	        {"a180", TL_EFORMAT},       /* lone continuation */
+	        {"a2c080", TL_EFORMAT},     /* overlong NUL */
+	        {"a3eda080", TL_EFORMAT},   /* surrogate U+D800 */
 	        {"a4f4908080", TL_EFORMAT}, /* > U+10FFFF */
-	        {"a2e4ba", TL_EFORMAT},    /* truncated sequence */
+	        {"a2e4ba", TL_EFORMAT},     /* truncated sequence */
 	};
 	(void)state;
 	run_cases(c, sizeof c / sizeof c[0]);
@@ -293,22 +293,22 @@ static void test_map_forms(void **state)
 static void test_map_keys(void **state)
 {
 	static const struct mp_case c[] = {
-	        {"82a16101a16202", 0},                    /* {"a":1,"b":2} */
-	        {"82a16201a16102", TL_ENONCANON},         /* unsorted */
-	        {"82a16101a16102", TL_ENONCANON},         /* duplicate */
-	        {"82a16101a2616202", 0},                  /* "a" < "ab": prefix first */
-	        {"82a2616201a16102", TL_ENONCANON},       /* "ab" before "a" */
-	        {"82a001a16102", 0},                      /* "" sorts first */
+	        {"82a16101a16202", 0},              /* {"a":1,"b":2} */
+	        {"82a16201a16102", TL_ENONCANON},   /* unsorted */
+	        {"82a16101a16102", TL_ENONCANON},   /* duplicate */
+	        {"82a16101a2616202", 0},            /* "a" < "ab": prefix first */
+	        {"82a2616201a16102", TL_ENONCANON}, /* "ab" before "a" */
+	        {"82a001a16102", 0},                /* "" sorts first */
 	        {"82a16102a001", TL_ENONCANON},
-	        {"82a15a01a16102", 0},                    /* "Z" (0x5a) < "a" (0x61) */
-	        {"82a3e4baba01a16102", TL_ENONCANON},     /* bytes, not text: 0xe4 > "a" */
+	        {"82a15a01a16102", 0},                /* "Z" (0x5a) < "a" (0x61) */
+	        {"82a3e4baba01a16102", TL_ENONCANON}, /* bytes, not text: 0xe4 > "a" */
 	        {"82a16101a3e4baba02", 0},
-	        {"810101", TL_ENONCANON},                 /* int key */
-	        {"81c40161c0", TL_ENONCANON},             /* bin key */
-	        {"81c0c0", TL_ENONCANON},                 /* nil key */
-	        {"8190c0", TL_ENONCANON},                 /* array key */
-	        {"81a16182a16201a16102", TL_ENONCANON},   /* nested map unsorted */
-	        {"92 81a16101 81a16101", 0},              /* sibling maps: own key order */
+	        {"810101", TL_ENONCANON},               /* int key */
+	        {"81c40161c0", TL_ENONCANON},           /* bin key */
+	        {"81c0c0", TL_ENONCANON},               /* nil key */
+	        {"8190c0", TL_ENONCANON},               /* array key */
+	        {"81a16182a16201a16102", TL_ENONCANON}, /* nested map unsorted */
+	        {"92 81a16101 81a16101", 0},            /* sibling maps: own key order */
 	};
 	size_t where = 999;
 
@@ -350,7 +350,9 @@ static void test_float_ext_rejected(void **state)
 	        {"d5010000", TL_ENONCANON},
 	        {"d601000000", TL_ENONCANON},
 	        {"d7010000000000000000", TL_ENONCANON},
-	        {"d801" "00000000000000000000000000000000", TL_ENONCANON},
+	        {"d801"
+	         "00000000000000000000000000000000",
+	         TL_ENONCANON},
 	        {"91c1", TL_EFORMAT},
 	};
 	(void)state;
@@ -376,11 +378,11 @@ static void test_declared_length_beyond_input(void **state)
 {
 	/* Each would ask for gigabytes if a count were trusted. */
 	static const struct mp_case c[] = {
-	        {"ddffffffff", TL_EFORMAT}, {"dfffffffff", TL_EFORMAT},
-	        {"dbffffffff", TL_EFORMAT}, {"c6ffffffff", TL_EFORMAT},
-	        {"dcffff", TL_EFORMAT},     {"deffff", TL_EFORMAT},
-	        {"dd", TL_EFORMAT},         {"dd0001", TL_EFORMAT},
-	        {"9fc0c0c0", TL_EFORMAT},   {"8f", TL_EFORMAT},
+	        {"ddffffffff", TL_EFORMAT},   {"dfffffffff", TL_EFORMAT},
+	        {"dbffffffff", TL_EFORMAT},   {"c6ffffffff", TL_EFORMAT},
+	        {"dcffff", TL_EFORMAT},       {"deffff", TL_EFORMAT},
+	        {"dd", TL_EFORMAT},           {"dd0001", TL_EFORMAT},
+	        {"9fc0c0c0", TL_EFORMAT},     {"8f", TL_EFORMAT},
 	        {"82a161c0", TL_EFORMAT}, /* 2 pairs need >= 4 bytes */
 	        {"91ddffffffff", TL_EFORMAT},
 	};
@@ -462,7 +464,8 @@ static void test_channel_id(void **state)
 	 * computed with Python's hashlib. */
 	{
 		uint8_t want[TL_CHANNEL_LEN];
-		assert_int_equal(th_unhex(want, sizeof want, "9ce81261079f69512e424d478d6fc89e"), 16);
+		assert_int_equal(th_unhex(want, sizeof want, "9ce81261079f69512e424d478d6fc89e"),
+		                 16);
 		assert_memory_equal(x, want, TL_CHANNEL_LEN);
 	}
 }
@@ -572,11 +575,13 @@ static void test_known_answer(void **state)
 	 * and hashlib, as were the signature and the leaf hash
 	 * SHA-256(0x00 || entry || sig).
 	 */
-	static const char origin[] = "tally.v1/"
-	                             "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c"
-	                             "/0e3fc0ec7baa2ecd21b5612d07cbf0df";
-	static const char sig_hex[] = "d56c010873688671656cd4bf6ce7c217085193c091c5d4ad124e86af0a7ad749"
-	                              "e7aa26e3e0935be4bc6f5ef1dfa65ee3bf111e80030e1e3f07da27362e4bfc01";
+	static const char origin[] =
+	        "tally.v1/"
+	        "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c"
+	        "/0e3fc0ec7baa2ecd21b5612d07cbf0df";
+	static const char sig_hex[] =
+	        "d56c010873688671656cd4bf6ce7c217085193c091c5d4ad124e86af0a7ad749"
+	        "e7aa26e3e0935be4bc6f5ef1dfa65ee3bf111e80030e1e3f07da27362e4bfc01";
 	static const char leaf_hex[] =
 	        "88dcde2dcf1f6a90ac47019b182a9f1cdb3e3f72b22f96e20138d9ba0a02976d";
 	struct fixture f;
@@ -648,8 +653,9 @@ static void test_entry_round_trip(void **state)
 		size_t klen = i % 2 ? TL_KIND_MAX : 1 + i; /* str8 kinds too */
 		memset(prev, (int)i, sizeof prev);
 		tl_buf_reset(&rec);
-		assert_int_equal(
-		        tl_entry_encode(&rec, f.origin, seq, prev, t, kind, klen, body, sizeof body), 0);
+		assert_int_equal(tl_entry_encode(&rec, f.origin, seq, prev, t, kind, klen, body,
+		                                 sizeof body),
+		                 0);
 		assert_int_equal(tl_mp_check(rec.data, rec.len, NULL), 0);
 		assert_int_equal(tl_record_sign(&rec, f.kp.sk), 0);
 		assert_int_equal(tl_record_decode(&e, rec.data, rec.len, NULL), 0);
@@ -753,77 +759,100 @@ static int decode_parts(const char *const *parts, size_t *where)
 	return rc;
 }
 
-#define ORIGIN_OK                                                                                  \
-	"=tally.v1/8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c/"                  \
+#define ORIGIN_OK                                                                     \
+	"=tally.v1/8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c/" \
 	"0e3fc0ec7baa2ecd21b5612d07cbf0df"
 #define PREV_OK "c4200000000000000000000000000000000000000000000000000000000000000000"
 
 static void test_decode_rejects(void **state)
 {
-	static const char *const ok[] = {"9701d96a", ORIGIN_OK, "00", PREV_OK, "00a1", "=k", "80",
-	                                 NULL};
+	static const char *const ok[] = {"9701d96a", ORIGIN_OK, "00", PREV_OK,
+	                                 "00a1",     "=k",      "80", NULL};
 	/* version 2, then 0 */
-	static const char *const v2[] = {"9702d96a", ORIGIN_OK, "00", PREV_OK, "00a1", "=k", "80",
-	                                 NULL};
-	static const char *const v0[] = {"9700d96a", ORIGIN_OK, "00", PREV_OK, "00a1", "=k", "80",
-	                                 NULL};
-	static const char *const vstr[] = {"97a131d96a", ORIGIN_OK, "00", PREV_OK, "00a1", "=k",
-	                                   "80", NULL};
+	static const char *const v2[] = {"9702d96a", ORIGIN_OK, "00", PREV_OK,
+	                                 "00a1",     "=k",      "80", NULL};
+	static const char *const v0[] = {"9700d96a", ORIGIN_OK, "00", PREV_OK,
+	                                 "00a1",     "=k",      "80", NULL};
+	static const char *const vstr[] = {"97a131d96a", ORIGIN_OK, "00", PREV_OK,
+	                                   "00a1",       "=k",      "80", NULL};
 	/* prev of 31 and 33 bytes, prev as str */
 	static const char *const p31[] = {
-	        "9701d96a", ORIGIN_OK, "00",
-	        "c41f00000000000000000000000000000000000000000000000000000000000000", "00a1", "=k",
-	        "80", NULL};
+	        "9701d96a", ORIGIN_OK,
+	        "00",       "c41f00000000000000000000000000000000000000000000000000000000000000",
+	        "00a1",     "=k",
+	        "80",       NULL};
 	static const char *const p33[] = {
-	        "9701d96a", ORIGIN_OK, "00",
-	        "c421000000000000000000000000000000000000000000000000000000000000000000", "00a1",
-	        "=k", "80", NULL};
+	        "9701d96a",
+	        ORIGIN_OK,
+	        "00",
+	        "c421000000000000000000000000000000000000000000000000000000000000000000",
+	        "00a1",
+	        "=k",
+	        "80",
+	        NULL};
 	static const char *const pstr[] = {
-	        "9701d96a", ORIGIN_OK, "00",
-	        "d9200000000000000000000000000000000000000000000000000000000000000000", "00a1", "=k",
-	        "80", NULL};
+	        "9701d96a", ORIGIN_OK,
+	        "00",       "d9200000000000000000000000000000000000000000000000000000000000000000",
+	        "00a1",     "=k",
+	        "80",       NULL};
 	/* origin: uppercase, 105 bytes, bin instead of str */
-	static const char *const oup[] = {"9701d96a",
-	                                  "=tally.v1/8A88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3"
-	                                  "748801b40f6f5c/0e3fc0ec7baa2ecd21b5612d07cbf0df",
-	                                  "00", PREV_OK, "00a1", "=k", "80", NULL};
-	static const char *const oshort[] = {"9701d969",
-	                                     "=tally.v1/8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d9412"
-	                                     "1bf3748801b40f6f5c/0e3fc0ec7baa2ecd21b5612d07cbf0d",
-	                                     "00", PREV_OK, "00a1", "=k", "80", NULL};
-	static const char *const obin[] = {"9701c46a", ORIGIN_OK, "00", PREV_OK, "00a1", "=k", "80",
-	                                   NULL};
+	static const char *const oup[] = {
+	        "9701d96a",
+	        "=tally.v1/8A88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3"
+	        "748801b40f6f5c/0e3fc0ec7baa2ecd21b5612d07cbf0df",
+	        "00",
+	        PREV_OK,
+	        "00a1",
+	        "=k",
+	        "80",
+	        NULL};
+	static const char *const oshort[] = {
+	        "9701d969",
+	        "=tally.v1/8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d9412"
+	        "1bf3748801b40f6f5c/0e3fc0ec7baa2ecd21b5612d07cbf0d",
+	        "00",
+	        PREV_OK,
+	        "00a1",
+	        "=k",
+	        "80",
+	        NULL};
+	static const char *const obin[] = {"9701c46a", ORIGIN_OK, "00", PREV_OK,
+	                                   "00a1",     "=k",      "80", NULL};
 	/* kind: empty, space, control, non-ASCII, 65 bytes */
 	static const char *const k0[] = {"9701d96a", ORIGIN_OK, "00", PREV_OK, "00a0", "80", NULL};
-	static const char *const ksp[] = {"9701d96a", ORIGIN_OK, "00", PREV_OK, "00a3", "=a b", "80",
-	                                  NULL};
-	static const char *const kctl[] = {"9701d96a", ORIGIN_OK, "00", PREV_OK, "00a2610a", "80",
-	                                   NULL};
-	static const char *const kutf[] = {"9701d96a", ORIGIN_OK, "00", PREV_OK, "00a3e4baba", "80",
-	                                   NULL};
+	static const char *const ksp[] = {"9701d96a", ORIGIN_OK, "00", PREV_OK,
+	                                  "00a3",     "=a b",    "80", NULL};
+	static const char *const kctl[] = {"9701d96a", ORIGIN_OK, "00", PREV_OK,
+	                                   "00a2610a", "80",      NULL};
+	static const char *const kutf[] = {"9701d96a",   ORIGIN_OK, "00", PREV_OK,
+	                                   "00a3e4baba", "80",      NULL};
 	static const char *const k64[] = {
-	        "9701d96a", ORIGIN_OK, "00", PREV_OK, "00d940",
-	        "=kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk", "80", NULL};
+	        "9701d96a", ORIGIN_OK,
+	        "00",       PREV_OK,
+	        "00d940",   "=kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk",
+	        "80",       NULL};
 	static const char *const k65[] = {
-	        "9701d96a", ORIGIN_OK, "00", PREV_OK, "00d941",
-	        "=kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk", "80", NULL};
+	        "9701d96a", ORIGIN_OK,
+	        "00",       PREV_OK,
+	        "00d941",   "=kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk",
+	        "80",       NULL};
 	/* shape: 6 and 8 elements, array16 header, a map, body not a map,
 	 * non-canonical seq, negative time, body with trailing byte */
 	static const char *const a6[] = {"9601d96a", ORIGIN_OK, "00", PREV_OK, "00a1", "=k", NULL};
-	static const char *const a8[] = {"9801d96a", ORIGIN_OK, "00", PREV_OK, "00a1", "=k", "80",
-	                                 "80", NULL};
-	static const char *const a16[] = {"dc000701d96a", ORIGIN_OK, "00", PREV_OK, "00a1", "=k",
-	                                  "80", NULL};
-	static const char *const bodyarr[] = {"9701d96a", ORIGIN_OK, "00", PREV_OK, "00a1", "=k",
-	                                      "90", NULL};
-	static const char *const seqnc[] = {"9701d96a", ORIGIN_OK, "cc05", PREV_OK, "00a1", "=k",
-	                                    "80", NULL};
-	static const char *const tneg[] = {"9701d96a", ORIGIN_OK, "00", PREV_OK, "ffa1", "=k", "80",
-	                                   NULL};
-	static const char *const btrail[] = {"9701d96a", ORIGIN_OK, "00", PREV_OK, "00a1", "=k",
-	                                     "80c0", NULL};
-	static const char *const bunsorted[] = {"9701d96a", ORIGIN_OK, "00", PREV_OK, "00a1", "=k",
-	                                        "82a16201a16102", NULL};
+	static const char *const a8[] = {"9801d96a", ORIGIN_OK, "00", PREV_OK, "00a1",
+	                                 "=k",       "80",      "80", NULL};
+	static const char *const a16[] = {"dc000701d96a", ORIGIN_OK, "00", PREV_OK,
+	                                  "00a1",         "=k",      "80", NULL};
+	static const char *const bodyarr[] = {"9701d96a", ORIGIN_OK, "00", PREV_OK,
+	                                      "00a1",     "=k",      "90", NULL};
+	static const char *const seqnc[] = {"9701d96a", ORIGIN_OK, "cc05", PREV_OK,
+	                                    "00a1",     "=k",      "80",   NULL};
+	static const char *const tneg[] = {"9701d96a", ORIGIN_OK, "00", PREV_OK,
+	                                   "ffa1",     "=k",      "80", NULL};
+	static const char *const btrail[] = {"9701d96a", ORIGIN_OK, "00",   PREV_OK,
+	                                     "00a1",     "=k",      "80c0", NULL};
+	static const char *const bunsorted[] = {"9701d96a", ORIGIN_OK,        "00", PREV_OK, "00a1",
+	                                        "=k",       "82a16201a16102", NULL};
 	size_t where = 999;
 
 	(void)state;
@@ -934,7 +963,8 @@ static void test_encode_rejects(void **state)
 	memcpy(bad_origin, f.origin, sizeof bad_origin);
 	bad_origin[10] = 'X';
 	assert_int_equal(tl_entry_encode(&out, bad_origin, 0, zero, 0, "k", 1, good, 1), TL_EINVAL);
-	assert_int_equal(tl_entry_encode(&out, "tally.v1/", 0, zero, 0, "k", 1, good, 1), TL_EINVAL);
+	assert_int_equal(tl_entry_encode(&out, "tally.v1/", 0, zero, 0, "k", 1, good, 1),
+	                 TL_EINVAL);
 	/* output untouched by every failure */
 	assert_int_equal(out.len, 6);
 
@@ -985,7 +1015,7 @@ static void test_chain_rules(void **state)
 	struct tl_feed_head head = {0};
 	struct tl_entry e;
 	uint8_t zero[TL_HASH_LEN] = {0}, leaf0[TL_HASH_LEN], leaf1[TL_HASH_LEN], peer[TL_PUB_LEN],
-	                          ch[TL_CHANNEL_LEN];
+	        ch[TL_CHANNEL_LEN];
 
 	(void)state;
 	fixture_make(&f);

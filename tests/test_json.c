@@ -57,10 +57,13 @@ static void test_nested(void **state)
 	 *   a1 "n"            ff
 	 */
 	expect_mp("{\"n\":-1,\"lines\":[{\"doc\":\"INV-1\",\"amount\":100}]}",
-	          "82a56c696e6573" "9182a6616d6f756e7464a3646f63a5494e562d31" "a16eff");
+	          "82a56c696e6573"
+	          "9182a6616d6f756e7464a3646f63a5494e562d31"
+	          "a16eff");
 	expect_mp("[]", "90");
 	expect_mp("{}", "80");
-	expect_mp("[[],{},[null]]", "939080" "91c0");
+	expect_mp("[[],{},[null]]", "939080"
+	                            "91c0");
 }
 
 static void test_unicode_keys_bytewise(void **state)
@@ -99,15 +102,31 @@ static void test_unicode_keys_bytewise(void **state)
 static void test_integers(void **state)
 {
 	(void)state;
-	expect_mp("[0,127,128,255,256,65535,65536,4294967295,4294967296]",
-	          "99" "00" "7f" "cc80" "ccff" "cd0100" "cdffff" "ce00010000" "ceffffffff"
-	          "cf0000000100000000");
+	expect_mp("[0,127,128,255,256,65535,65536,4294967295,4294967296]", "99"
+	                                                                   "00"
+	                                                                   "7f"
+	                                                                   "cc80"
+	                                                                   "ccff"
+	                                                                   "cd0100"
+	                                                                   "cdffff"
+	                                                                   "ce00010000"
+	                                                                   "ceffffffff"
+	                                                                   "cf0000000100000000");
 	expect_mp("[-1,-32,-33,-128,-129,-32768,-32769,-2147483648,-2147483649]",
-	          "99" "ff" "e0" "d0df" "d080" "d1ff7f" "d18000" "d2ffff7fff" "d280000000"
+	          "99"
+	          "ff"
+	          "e0"
+	          "d0df"
+	          "d080"
+	          "d1ff7f"
+	          "d18000"
+	          "d2ffff7fff"
+	          "d280000000"
 	          "d3ffffffff7fffffff");
 	/* INT64_MAX is written unsigned; INT64_MIN as int64 */
-	expect_mp("[9223372036854775807,-9223372036854775808]",
-	          "92" "cf7fffffffffffffff" "d38000000000000000");
+	expect_mp("[9223372036854775807,-9223372036854775808]", "92"
+	                                                        "cf7fffffffffffffff"
+	                                                        "d38000000000000000");
 }
 
 static void test_strings(void **state)
@@ -118,9 +137,11 @@ static void test_strings(void **state)
 	expect_mp("\"\"", "a0");
 	/* 31 bytes: fixstr; 32 bytes: str8 */
 	snprintf(text, sizeof text, "\"%031d\"", 0);
-	expect_mp(text, "bf" "30303030303030303030303030303030303030303030303030303030303030");
+	expect_mp(text, "bf"
+	                "30303030303030303030303030303030303030303030303030303030303030");
 	snprintf(text, sizeof text, "\"%032d\"", 0);
-	expect_mp(text, "d920" "3030303030303030303030303030303030303030303030303030303030303030");
+	expect_mp(text, "d920"
+	                "3030303030303030303030303030303030303030303030303030303030303030");
 }
 
 static void expect_refused(const char *text, int want_rc, const char *want_err)
@@ -146,8 +167,9 @@ static void test_reals_refused(void **state)
 	expect_refused("{\"lines\":[{\"amount\":1},{\"amount\":2},{\"amount\":12.5}]}", TL_EFORMAT,
 	               "$.lines[2].amount: 12.5 is not an integer: amounts are integer minor units "
 	               "(e.g. fen)");
-	expect_refused("{\"amount\":1.5}", TL_EFORMAT,
-	               "$.amount: 1.5 is not an integer: amounts are integer minor units (e.g. fen)");
+	expect_refused(
+	        "{\"amount\":1.5}", TL_EFORMAT,
+	        "$.amount: 1.5 is not an integer: amounts are integer minor units (e.g. fen)");
 	expect_refused("{\"total\":1e3}", TL_EFORMAT,
 	               "$.total: 1000.0 is not an integer: amounts are integer minor units (e.g. "
 	               "fen)");
@@ -237,15 +259,37 @@ static void test_round_trip(void **state)
 	expect_round_trip("84a004a16102a2616103a16201");
 	expect_round_trip("85a17a01a2c3a902a3e4baba03a3efbd9e04a4f09f988005");
 	expect_round_trip("83a16101a2610002a2616203");
-	expect_round_trip("99" "00" "7f" "cc80" "ccff" "cd0100" "cdffff" "ce00010000" "ceffffffff"
+	expect_round_trip("99"
+	                  "00"
+	                  "7f"
+	                  "cc80"
+	                  "ccff"
+	                  "cd0100"
+	                  "cdffff"
+	                  "ce00010000"
+	                  "ceffffffff"
 	                  "cf0000000100000000");
-	expect_round_trip("99" "ff" "e0" "d0df" "d080" "d1ff7f" "d18000" "d2ffff7fff" "d280000000"
+	expect_round_trip("99"
+	                  "ff"
+	                  "e0"
+	                  "d0df"
+	                  "d080"
+	                  "d1ff7f"
+	                  "d18000"
+	                  "d2ffff7fff"
+	                  "d280000000"
 	                  "d3ffffffff7fffffff");
-	expect_round_trip("92" "cf7fffffffffffffff" "d38000000000000000");
-	expect_round_trip("82a56c696e6573" "9182a6616d6f756e7464a3646f63a5494e562d31" "a16eff");
+	expect_round_trip("92"
+	                  "cf7fffffffffffffff"
+	                  "d38000000000000000");
+	expect_round_trip("82a56c696e6573"
+	                  "9182a6616d6f756e7464a3646f63a5494e562d31"
+	                  "a16eff");
 	expect_round_trip("93c0c2c3");
 	expect_round_trip("a3610062"); /* "a\0b" */
-	expect_round_trip("81a0" "81a0" "90");
+	expect_round_trip("81a0"
+	                  "81a0"
+	                  "90");
 }
 
 static void test_mp_to_json_special(void **state)

@@ -347,13 +347,13 @@ static const struct tl_verify_issue *find(const struct tl_verify_report *r, cons
 	return NULL;
 }
 
-#define assert_issue(r, origin, seq, size, needle)                                               \
-	do {                                                                                     \
-		if (!find((r), (origin), (seq), (size), (needle))) {                             \
-			dump(r);                                                                 \
-			fail_msg("no issue seq %d size %d \"%s\"", (int)(seq), (int)(size),       \
-			         (needle));                                                      \
-		}                                                                                \
+#define assert_issue(r, origin, seq, size, needle)                                          \
+	do {                                                                                \
+		if (!find((r), (origin), (seq), (size), (needle))) {                        \
+			dump(r);                                                            \
+			fail_msg("no issue seq %d size %d \"%s\"", (int)(seq), (int)(size), \
+			         (needle));                                                 \
+		}                                                                           \
 	} while (0)
 
 static size_t issues_for(const struct tl_verify_report *r, const char *origin)
@@ -365,13 +365,13 @@ static size_t issues_for(const struct tl_verify_report *r, const char *origin)
 	return k;
 }
 
-#define assert_clean(rc, r)                                                                      \
-	do {                                                                                     \
-		if ((rc) != 0 || (r)->nissues != 0) {                                            \
-			dump(r);                                                                 \
-			fail_msg("expected a clean result, got %d with %zu issues", (rc),        \
-			         (r)->nissues);                                                  \
-		}                                                                                \
+#define assert_clean(rc, r)                                                               \
+	do {                                                                              \
+		if ((rc) != 0 || (r)->nissues != 0) {                                     \
+			dump(r);                                                          \
+			fail_msg("expected a clean result, got %d with %zu issues", (rc), \
+			         (r)->nissues);                                           \
+		}                                                                         \
 	} while (0)
 
 /* ------------------------------------------------------- bundle: valid */
@@ -471,7 +471,8 @@ static void test_bundle_flipped_signature_byte(void **state)
 	assert_int_equal(rc, TL_ESIG);
 	assert_issue(&r, w->a.origin, 3, -1, "signature does not verify");
 	assert_issue(&r, w->a.origin, 4, -1, "prev does not match the leaf hash of seq 3");
-	assert_issue(&r, w->a.origin, -1, 5, "checkpoint root for size 5 does not match the records");
+	assert_issue(&r, w->a.origin, -1, 5,
+	             "checkpoint root for size 5 does not match the records");
 	assert_null(find(&r, w->a.origin, 2, -1, ""));
 	assert_null(find(&r, w->a.origin, 5, -1, ""));
 	assert_int_equal(issues_for(&r, w->b.origin), 0);
@@ -711,7 +712,8 @@ static void test_bundle_checkpoint_root_lies(void **state)
 	rc = run_bundle(b, &OPTS, &r);
 	assert_int_equal(rc, TL_EPROOF);
 	assert_int_equal(r.nissues, 1);
-	assert_issue(&r, w->a.origin, -1, 6, "checkpoint root for size 6 does not match the records");
+	assert_issue(&r, w->a.origin, -1, 6,
+	             "checkpoint root for size 6 does not match the records");
 	assert_int_equal(r.feeds[0].checkpoints, 2);
 	assert_int_equal(r.feeds[0].verified, NA);
 	tl_verify_report_release(&r);
@@ -1215,7 +1217,8 @@ static void test_proof_extra_flipped(void **state)
 	assert_int_not_equal(rc, 0);
 	assert_true(find(&r, w->a.origin, 6, 10, "signature does not verify") ||
 	            find(&r, w->a.origin, 6, 10, "malformed"));
-	assert_issue(&r, w->a.origin, 6, 10, "inclusion proof of index 6 in size 10 does not verify");
+	assert_issue(&r, w->a.origin, 6, 10,
+	             "inclusion proof of index 6 in size 10 does not verify");
 	assert_int_equal(r.feeds[0].verified, 0);
 	assert_int_equal(r.feeds[0].checkpoints, 0);
 	tl_verify_report_release(&r);
@@ -1245,7 +1248,8 @@ static void test_proof_hash_altered(void **state)
 
 	assert_int_equal(rc, TL_EPROOF);
 	assert_int_equal(r.nissues, 1);
-	assert_issue(&r, w->a.origin, 6, 10, "inclusion proof of index 6 in size 10 does not verify");
+	assert_issue(&r, w->a.origin, 6, 10,
+	             "inclusion proof of index 6 in size 10 does not verify");
 	assert_int_equal(r.feeds[0].verified, 0);
 	tl_verify_report_release(&r);
 	free(p);
@@ -1415,9 +1419,9 @@ static void test_note_cosigned_checkpoint(void **state)
 	seeded(&kp, 0x44);
 	assert_int_equal(tl_vkey_from_pub(&wrong_wit, wit.name, TL_SIGTYPE_COSIG, kp.pk), 0);
 	assert_int_equal(tl_vkey_from_pub(&wrong_log, log.name, TL_SIGTYPE_ED25519, kp.pk), 0);
-	assert_int_equal(
-	        tl_b64_decode(root, sizeof root, &rlen, "XcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz+Nw7/RgQyg=", 44),
-	        0);
+	assert_int_equal(tl_b64_decode(root, sizeof root, &rlen,
+	                               "XcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz+Nw7/RgQyg=", 44),
+	                 0);
 
 	o.logs = &log;
 	o.nlogs = 1;
