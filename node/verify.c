@@ -144,13 +144,20 @@ static void wset_add(struct vctx *v, struct wset *ws, const struct tl_vkey *vk)
 
 static int wset_from_opts(struct vctx *v, struct wset *ws, const struct tl_verify_opts *o)
 {
+	size_t n = o->nwitnesses;
+
 	memset(ws, 0, sizeof *ws);
-	if (!o->witnesses || o->nwitnesses == 0)
+	if (!o->witnesses || n == 0)
 		return 0;
-	ws->w = calloc(o->nwitnesses, sizeof *ws->w);
+	if (n > VERIFY_MAX_WITNESSES) {
+		vissue(v, TL_ETOOBIG, NULL, -1, -1, "%zu witness keys given; at most %d are used",
+		       n, VERIFY_MAX_WITNESSES);
+		n = VERIFY_MAX_WITNESSES;
+	}
+	ws->w = calloc(n, sizeof *ws->w);
 	if (!ws->w)
 		return TL_ENOMEM;
-	for (size_t i = 0; i < o->nwitnesses; i++)
+	for (size_t i = 0; i < n; i++)
 		wset_add(v, ws, &o->witnesses[i]);
 	return 0;
 }

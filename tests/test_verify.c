@@ -650,12 +650,21 @@ static void test_bundle_feed_limit(void **state)
 	int rc;
 
 	(void)state;
-	for (int i = 0; i < 10001; i++)
+	for (int i = 0; i < 10000; i++)
 		json_array_append_new(feeds, json_object());
 	json_object_set_new(b, "format", json_string("tally-bundle/v1"));
 	json_object_set_new(b, "feeds", feeds);
+	json_incref(b);
+	/* 10000 feeds are read (each a finding: no origin), 10001 are refused. */
+	rc = run_bundle(b, &OPTS, &r);
+	assert_int_equal(rc, TL_EPROOF);
+	assert_int_equal(r.nfeeds, 10000);
+	assert_null(find(&r, "", -1, -1, "feeds in the bundle"));
+	tl_verify_report_release(&r);
+	json_array_append_new(feeds, json_object());
 	rc = run_bundle(b, &OPTS, &r);
 	assert_int_equal(rc, TL_ETOOBIG);
+	assert_int_equal(r.nissues, 1);
 	assert_non_null(find(&r, "", -1, -1, "10001 feeds"));
 	tl_verify_report_release(&r);
 }
@@ -1024,6 +1033,22 @@ static void test_bundle_quorum_invalid(void **state)
 	rc = run_bundle(b, &OPTS, &r);
 	assert_int_equal(rc, TL_EQUORUM);
 	tl_verify_report_release(&r);
+
+	/* A caller's witness key of the wrong type is refused, not used. */
+	{
+		struct tl_verify_opts o = OPTS;
+		struct tl_vkey mine[2] = {w->a.vk, w->wv1};
+
+		o.witnesses = mine;
+		o.nwitnesses = 2;
+		o.quorum = 1;
+		rc = run_bundle(bundle_cosigned(w, 1, two, 2), &o, &r);
+		assert_int_equal(rc, TL_EKEY);
+		assert_issue(&r, "", -1, -1, "is not a cosignature key (type 0x04)");
+		assert_int_equal(r.nwitnesses, 1);
+		assert_int_equal(r.feeds[0].witnessed_size, NA);
+		tl_verify_report_release(&r);
+	}
 
 	/* A witness entry that is not a cosignature vkey. */
 	b = bundle_cosigned(w, 1, two, 2);
