@@ -103,7 +103,7 @@ static int kind_valid(const char *k)
 }
 
 struct pending {
-	char *kinds; /* NUL-separated kinds */
+	struct tl_buf kinds; /* NUL-separated kinds */
 	size_t *kind_off;
 	struct tl_buf bodies; /* concatenated MessagePack bodies */
 	size_t *body_off;
@@ -111,7 +111,7 @@ struct pending {
 };
 
 static int pending_add(struct pending *p, const char *kind, const json_t *body, char *err,
-                       size_t errcap, size_t *kinds_len)
+                       size_t errcap)
 {
 	if (p->n == p->cap) {
 		size_t nc = p->cap ? p->cap * 2 : 64;
@@ -125,14 +125,9 @@ static int pending_add(struct pending *p, const char *kind, const json_t *body, 
 		p->body_off = bo;
 		p->cap = nc;
 	}
-	size_t kl = strlen(kind) + 1;
-	char *nk = realloc(p->kinds, *kinds_len + kl);
-	if (!nk)
+	p->kind_off[p->n] = p->kinds.len;
+	if (tl_buf_add(&p->kinds, kind, strlen(kind) + 1) != 0)
 		return TL_ENOMEM;
-	p->kinds = nk;
-	memcpy(p->kinds + *kinds_len, kind, kl);
-	p->kind_off[p->n] = *kinds_len;
-	*kinds_len += kl;
 	p->body_off[p->n] = p->bodies.len;
 	int rc = tl_json_to_mp(body, &p->bodies, err, errcap);
 	if (rc)
@@ -149,14 +144,14 @@ static int pending_add(struct pending *p, const char *kind, const json_t *body, 
 
 static void pending_release(struct pending *p)
 {
-	free(p->kinds);
+	tl_buf_release(&p->kinds);
 	free(p->kind_off);
 	free(p->body_off);
 	tl_buf_release(&p->bodies);
 }
 
 /* Parses --jsonl input: every line must be valid before anything is signed. */
-static int parse_jsonl(struct cli *c, const char *path, struct pending *p, size_t *kinds_len)
+static int parse_jsonl(struct cli *c, const char *path, struct pending *p)
 {
 	struct tl_buf in;
 	int rc = cli_read_file(c, path, JSONL_MAX, &in);
@@ -204,7 +199,7 @@ static int parse_jsonl(struct cli *c, const char *path, struct pending *p, size_
 			              line + 1, TL_KIND_MAX);
 			goto out;
 		}
-		rc = pending_add(p, kind, body, err, sizeof err, kinds_len);
+		rc = pending_add(p, kind, body, err, sizeof err);
 		json_decref(j);
 		if (rc) {
 			rc = cli_fail(c, EXIT_INVALID, "%s:%zu: %s", name, line + 1,
@@ -251,18 +246,19 @@ static int feed_append(struct cli *c)
 	struct tl_keypair kp;
 	struct tl_item *items = NULL;
 	struct tl_appended *out = NULL;
-	size_t kinds_len = 0, done = 0;
+	size_t done = 0;
 	int rc, lockfd = -1, have_key = 0;
 
 	memset(&p, 0, sizeof p);
 	tl_buf_init(&p.bodies, JSONL_MAX);
+	tl_buf_init(&p.kinds, JSONL_MAX);
 	if (c->npos != 1 || (!jsonl && (!kind || !body)) || (jsonl && (kind || body))) {
 		rc = cli_usage(c, "usage: tally feed append ORIGIN --kind K --body JSON\n"
 		                  "       tally feed append ORIGIN --jsonl FILE|-");
 		goto out;
 	}
 	if (jsonl) {
-		if ((rc = parse_jsonl(c, jsonl, &p, &kinds_len)) != 0)
+		if ((rc = parse_jsonl(c, jsonl, &p)) != 0)
 			goto out;
 	} else {
 		json_error_t je;
@@ -279,7 +275,7 @@ static int feed_append(struct cli *c)
 			json_decref(j);
 			goto out;
 		}
-		rc = pending_add(&p, kind, j, err, sizeof err, &kinds_len);
+		rc = pending_add(&p, kind, j, err, sizeof err);
 		json_decref(j);
 		if (rc) {
 			rc = cli_fail(c, EXIT_INVALID, "--body: %s", err);
@@ -301,7 +297,7 @@ static int feed_append(struct cli *c)
 		goto out;
 	}
 	for (size_t i = 0; i < p.n; i++) {
-		items[i].kind = p.kinds + p.kind_off[i];
+		items[i].kind = (const char *)p.kinds.data + p.kind_off[i];
 		items[i].kind_len = strlen(items[i].kind);
 		items[i].body = p.bodies.data + p.body_off[i];
 		items[i].body_len = p.body_off[i + 1] - p.body_off[i];
