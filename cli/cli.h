@@ -23,10 +23,10 @@ struct cli_opt {
 };
 
 struct cli {
-	const char *home;   /* resolved home directory */
+	const char *home; /* resolved home directory */
 	char home_buf[4096];
-	int json;           /* --json */
-	const char *cmd;    /* "feed append", for messages */
+	int json;        /* --json */
+	const char *cmd; /* "feed append", for messages */
 	const char *pos[CLI_MAX_ARGS];
 	int npos;
 	struct cli_opt opts[CLI_MAX_ARGS];
@@ -38,7 +38,7 @@ struct cli {
  * value (NULL-terminated); allowed lists every accepted option. Prints a
  * usage error and returns EXIT_USAGE on anything unknown. */
 int cli_parse(struct cli *c, int argc, char **argv, const char *const *allowed,
-	      const char *const *flags);
+              const char *const *flags);
 const char *cli_opt(const struct cli *c, const char *name);
 int cli_has(const struct cli *c, const char *name);
 /* Strict decimal; prints a usage error naming the option on failure. */
@@ -47,6 +47,16 @@ int cli_u64(const struct cli *c, const char *what, const char *s, uint64_t *out)
 /* Error output: "tally <cmd>: <message>" on stderr. Return the exit code. */
 int cli_fail(const struct cli *c, int code, const char *fmt, ...) TL_PRINTF(3, 4);
 int cli_usage(const struct cli *c, const char *fmt, ...) TL_PRINTF(2, 3);
+
+/* A store failure as a message and exit code: damaged or inconsistent data
+ * (TL_ECORRUPT, TL_ECHAIN, TL_ERANGE, TL_ENOTFOUND) is EXIT_INVALID, the
+ * rest (I/O, disk full, database) EXIT_ENV. */
+int cli_store_fail(struct cli *c, int rc);
+/* Writes data to path atomically: temp file (mode 0600), fsync, rename,
+ * fsync of the directory. */
+int cli_write_atomic(struct cli *c, const char *path, const void *data, size_t len);
+/* The directory part of the same procedure, for streamed writers. */
+int cli_fsync_dir(const char *path);
 
 /* Opens the store under home/store (creating home when create is set). */
 int cli_open_store(struct cli *c, int create);
@@ -65,7 +75,7 @@ int cli_feed(struct cli *c, const char *origin, struct tl_feed *f);
  * one with the book key if the feed is own and the latest is older).
  * note receives the latest checkpoint; *size its size. */
 int cli_checkpoint_current(struct cli *c, const struct tl_feed *f, struct tl_buf *note,
-			   uint64_t *size, int may_sign);
+                           uint64_t *size, int may_sign);
 
 /* Reads a whole file ("-" = stdin), capped at max bytes. */
 int cli_read_file(struct cli *c, const char *path, size_t max, struct tl_buf *out);

@@ -28,18 +28,10 @@ int cmd_init(int argc, char **argv)
 		                 "book name '%s' is not valid: use 1-63 letters, digits, '.', "
 		                 "'_' or '-', not starting with '.' or '-'",
 		                 name);
-	if ((rc = cli_open_store(&c, 1)) != 0)
-		return rc;
-	if (tl_store_book_get(c.store, name, &b) == 0) {
-		rc = cli_fail(&c, EXIT_INVALID, "book '%s' already exists in %s", name, c.home);
-		goto out;
-	}
 	cli_key_path(&c, name, path, sizeof path);
-	if (access(path, F_OK) == 0) {
-		rc = cli_fail(&c, EXIT_INVALID,
-		              "key file %s already exists; refusing to overwrite a key", path);
-		goto out;
-	}
+	if (access(path, F_OK) == 0)
+		return cli_fail(&c, EXIT_INVALID,
+		                "key file %s already exists; refusing to overwrite a key", path);
 	pass = sodium_malloc(1024);
 	char prompt[128];
 	snprintf(prompt, sizeof prompt, "New passphrase for book %s: ", name);
@@ -52,6 +44,12 @@ int cmd_init(int argc, char **argv)
 	if (plen == 0) {
 		rc = cli_fail(&c, EXIT_USAGE,
 		              "an empty passphrase would leave the key unprotected");
+		goto out;
+	}
+	if ((rc = cli_open_store(&c, 1)) != 0)
+		goto out;
+	if (tl_store_book_get(c.store, name, &b) == 0) {
+		rc = cli_fail(&c, EXIT_INVALID, "book '%s' already exists in %s", name, c.home);
 		goto out;
 	}
 	if ((rc = tl_key_generate(&kp)) != 0) {

@@ -270,8 +270,10 @@ static int feed_append(struct cli *c)
 		}
 		json_t *j = json_loads(body, JSON_REJECT_DUPLICATES, &je);
 		if (!j || !json_is_object(j)) {
-			rc = cli_fail(c, EXIT_INVALID, "--body must be a JSON object: %s",
-			              j ? "got another JSON type" : je.text);
+			rc = j ? cli_fail(c, EXIT_INVALID, "--body must be a JSON object")
+			       : cli_fail(c, EXIT_INVALID,
+			                  "--body is not valid JSON: %s (column %d)", je.text,
+			                  je.column);
 			json_decref(j);
 			goto out;
 		}
@@ -313,10 +315,14 @@ static int feed_append(struct cli *c)
 	if (rc == TL_EKEY)
 		rc = cli_fail(c, EXIT_ENV, "the key of book %s does not match feed %s", f.book,
 		              f.origin);
+	else if (rc == TL_EINVAL || rc == TL_ETOOBIG || rc == TL_ENOMEM)
+		rc = cli_fail(c, EXIT_INVALID, "append stopped after %zu of %zu entries: %s", done,
+		              p.n, tl_strerror(rc));
 	else if (rc)
-		rc = cli_fail(c, rc == TL_EFULL ? EXIT_ENV : EXIT_INVALID,
-		              "append stopped after %zu of %zu entries: %s", done, p.n,
-		              tl_store_errmsg(c->store));
+		rc = cli_fail(c, rc == TL_ECHAIN || rc == TL_ECORRUPT ? EXIT_INVALID : EXIT_ENV,
+		              "append stopped after %zu of %zu entries (all %zu acknowledged are "
+		              "stored): %s",
+		              done, p.n, done, tl_store_errmsg(c->store));
 	if (!rc && !c->json && p.n > 1)
 		fprintf(stderr, "appended %zu entries to %s\n", p.n, f.origin);
 out:
@@ -384,8 +390,7 @@ static int feed_log(struct cli *c)
 	uint64_t end = to == UINT64_MAX ? to : to + 1;
 	rc = tl_store_scan(c->store, &f, from, end, log_one, &lc);
 	if (rc < 0)
-		rc = cli_fail(c, rc == TL_ECORRUPT ? EXIT_INVALID : EXIT_ENV, "%s",
-		              tl_store_errmsg(c->store));
+		rc = cli_store_fail(c, rc);
 	if (!rc && lc.arr) {
 		char *s = json_dumps(lc.arr, JSON_COMPACT);
 		printf("%s\n", s);
@@ -408,8 +413,16 @@ static int feed_checkpoint(struct cli *c)
 	if ((rc = cli_open_store(c, 0)) != 0 || (rc = cli_feed(c, c->pos[0], &f)) != 0)
 		return rc;
 	tl_buf_init(&note, TL_NOTE_MAX);
-	if ((rc = cli_checkpoint_current(c, &f, &note, &size, 1)) == 0)
+	if ((rc = cli_checkpoint_current(c, &f, &note, &size, 1)) == 0 && !c->json) {
 		fwrite(note.data, 1, note.len, stdout);
+	} else if (rc == 0) {
+		json_t *o = json_pack("{s:s,s:I,s:s%}", "origin", f.origin, "size",
+		                      (json_int_t)size, "note", (const char *)note.data, note.len);
+		char *js = json_dumps(o, JSON_COMPACT);
+		printf("%s\n", js);
+		free(js);
+		json_decref(o);
+	}
 	tl_buf_release(&note);
 	return rc;
 }
@@ -431,7 +444,10 @@ static int feed_vkey(struct cli *c)
 		tl_buf_release(&out);
 		return cli_fail(c, EXIT_ENV, "cannot format the vkey");
 	}
-	printf("%s\n", tl_buf_cstr(&out));
+	if (c->json)
+		printf("{\"origin\":\"%s\",\"vkey\":\"%s\"}\n", origin, tl_buf_cstr(&out));
+	else
+		printf("%s\n", tl_buf_cstr(&out));
 	tl_buf_release(&out);
 	return 0;
 }
@@ -466,9 +482,10 @@ static int feed_prove(struct cli *c)
 		              f.origin, (unsigned long long)size, (unsigned long long)seq);
 		goto out;
 	}
-	if (tl_store_inclusion(c->store, &f, seq, size, proof, TL_MERKLE_MAX_PROOF, &n) != 0 ||
-	    tl_store_record(c->store, &f, seq, &rec) != 0) {
-		rc = cli_fail(c, EXIT_ENV, "%s", tl_store_errmsg(c->store));
+	if ((rc = tl_store_inclusion(c->store, &f, seq, size, proof, TL_MERKLE_MAX_PROOF, &n)) !=
+	            0 ||
+	    (rc = tl_store_record(c->store, &f, seq, &rec)) != 0) {
+		rc = cli_store_fail(c, rc);
 		goto out;
 	}
 	if ((rc = tl_tlog_proof_format(&out, rec.data, rec.len, seq,
@@ -478,13 +495,18 @@ static int feed_prove(struct cli *c)
 		goto out;
 	}
 	if (path) {
-		FILE *fp = fopen(path, "wb");
-		if (!fp || fwrite(out.data, 1, out.len, fp) != out.len || fclose(fp) != 0) {
-			rc = cli_fail(c, EXIT_ENV, "cannot write '%s': %s", path, strerror(errno));
+		if ((rc = cli_write_atomic(c, path, out.data, out.len)) != 0)
 			goto out;
-		}
 		fprintf(stderr, "wrote proof of seq %llu (tree size %llu) to %s\n",
 		        (unsigned long long)seq, (unsigned long long)size, path);
+	} else if (c->json) {
+		json_t *o = json_pack("{s:s,s:I,s:I,s:s%}", "origin", f.origin, "seq",
+		                      (json_int_t)seq, "size", (json_int_t)size, "proof",
+		                      (const char *)out.data, out.len);
+		char *js = json_dumps(o, JSON_COMPACT);
+		printf("%s\n", js);
+		free(js);
+		json_decref(o);
 	} else {
 		fwrite(out.data, 1, out.len, stdout);
 	}
@@ -520,9 +542,21 @@ static int feed_consistency(struct cli *c)
 		        (unsigned long long)new_size);
 	if (tl_store_consistency(c->store, &f, old, new_size, proof, TL_MERKLE_MAX_PROOF, &n) != 0)
 		return cli_fail(c, EXIT_ENV, "%s", tl_store_errmsg(c->store));
+	json_t *arr = c->json ? json_array() : NULL;
 	for (size_t i = 0; i < n; i++) {
 		tl_b64_encode(b64, proof[i], TL_HASH_LEN);
-		printf("%s\n", b64);
+		if (arr)
+			json_array_append_new(arr, json_string(b64));
+		else
+			printf("%s\n", b64);
+	}
+	if (arr) {
+		json_t *o = json_pack("{s:s,s:I,s:I,s:o}", "origin", f.origin, "old",
+		                      (json_int_t)old, "new", (json_int_t)new_size, "proof", arr);
+		char *js = json_dumps(o, JSON_COMPACT);
+		printf("%s\n", js);
+		free(js);
+		json_decref(o);
 	}
 	return 0;
 }

@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@ int cmd_export(int argc, char **argv)
 	static const char *const flags[] = {"--no-sign", NULL};
 	struct cli c = {.cmd = "export"};
 	FILE *fp = NULL;
+	int lockfd = -1;
 	struct tl_buf note;
 	char tmp[4200];
 	int rc;
@@ -34,6 +36,10 @@ int cmd_export(int argc, char **argv)
 		rc = cli_fail(&c, EXIT_ENV, "out of memory");
 		goto out;
 	}
+	/* Appends wait while the bundle is written, so that no checkpoint in it
+	 * is newer than its records. */
+	if ((rc = cli_lock(&c, &lockfd)) != 0)
+		goto out;
 	/* Sign a checkpoint of each own feed's current size first, so that the
 	 * bundle commits to every record it carries. */
 	for (int i = 0; i < c.npos; i++) {
@@ -47,8 +53,11 @@ int cmd_export(int argc, char **argv)
 	}
 	/* Written to a temporary file and renamed: a reader never sees half. */
 	snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-	fp = fopen(tmp, "wb");
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	fp = fd >= 0 ? fdopen(fd, "wb") : NULL;
 	if (!fp) {
+		if (fd >= 0)
+			close(fd);
 		rc = cli_fail(&c, EXIT_ENV, "cannot write '%s': %s", tmp, strerror(errno));
 		tmp[0] = 0;
 		goto out;
@@ -57,7 +66,7 @@ int cmd_export(int argc, char **argv)
 	rc = tl_bundle_write(c.store, fp, feeds, (size_t)c.npos, NULL, 0, 0, &total);
 	if (rc) {
 		rc = cli_fail(&c, rc == TL_ECORRUPT ? EXIT_INVALID : EXIT_ENV, "%s",
-			      rc == TL_EIO ? strerror(errno) : tl_store_errmsg(c.store));
+		              rc == TL_EIO ? strerror(errno) : tl_store_errmsg(c.store));
 		goto out;
 	}
 	if (fflush(fp) != 0 || fsync(fileno(fp)) != 0 || ferror(fp)) {
@@ -72,6 +81,7 @@ int cmd_export(int argc, char **argv)
 		goto out;
 	}
 	tmp[0] = 0;
+	cli_fsync_dir(path);
 	if (c.json)
 		printf("{\"file\":\"%s\",\"feeds\":%d,\"records\":%llu}\n", path, c.npos,
 		       (unsigned long long)total);
@@ -83,6 +93,7 @@ out:
 		fclose(fp);
 	if (tmp[0])
 		unlink(tmp);
+	cli_unlock(lockfd);
 	free(feeds);
 	tl_buf_release(&note);
 	cli_close(&c);
@@ -127,13 +138,17 @@ static void print_report(const struct cli *c, const char *what, int valid,
 		for (size_t i = 0; i < r->nfeeds; i++) {
 			const struct tl_verify_feed *f = &r->feeds[i];
 			tl_hex_encode(hex, f->root, TL_HASH_LEN);
-			json_array_append_new(
-			        feeds, json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:s}", "origin",
-			                         f->origin, "records", (json_int_t)f->records,
-			                         "verified", (json_int_t)f->verified, "checkpoints",
-			                         (json_int_t)f->checkpoints, "max_checkpoint",
-			                         (json_int_t)f->max_checkpoint, "witnessed_size",
-			                         (json_int_t)f->witnessed_size, "root", hex));
+			json_t *o = json_pack("{s:s,s:I,s:I,s:I,s:I,s:s}", "origin", f->origin,
+			                      "records", (json_int_t)f->records, "verified",
+			                      (json_int_t)f->verified, "checkpoints",
+			                      (json_int_t)f->checkpoints, "max_checkpoint",
+			                      (json_int_t)f->max_checkpoint, "root", hex);
+			/* Without a quorum nothing is witnessed: null, not a size. */
+			json_object_set_new(o, "witnessed_size",
+			                    r->quorum > 0
+			                            ? json_integer((json_int_t)f->witnessed_size)
+			                            : json_null());
+			json_array_append_new(feeds, o);
 		}
 		size_t kept = r->nissues < r->issues_cap ? r->nissues : r->issues_cap;
 		for (size_t i = 0; i < kept; i++) {
@@ -168,6 +183,11 @@ static void print_report(const struct cli *c, const char *what, int valid,
 		if (r->quorum > 0)
 			printf("  witnessed size %llu (quorum %d)\n",
 			       (unsigned long long)f->witnessed_size, r->quorum);
+		if (f->verified == f->records && f->max_checkpoint < f->records)
+			printf("  note: seq %llu..%llu are signed but no checkpoint covers them: "
+			       "dropping them from the end could not be detected\n",
+			       (unsigned long long)f->max_checkpoint,
+			       (unsigned long long)f->records - 1);
 	}
 	if (!r->quorum)
 		printf("witnesses: none required (quorum 0): times are the authors' claims only\n");
@@ -180,7 +200,10 @@ static void print_report(const struct cli *c, const char *what, int valid,
 	size_t kept = r->nissues < r->issues_cap ? r->nissues : r->issues_cap;
 	for (size_t i = 0; i < kept; i++) {
 		const struct tl_verify_issue *is = &r->issues[i];
-		printf("INVALID: %s%s", is->origin[0] ? "feed " : "", is->origin);
+		if (is->origin[0])
+			printf("INVALID: feed %s", is->origin);
+		else
+			printf("INVALID");
 		if (is->seq >= 0)
 			printf(": seq %lld", (long long)is->seq);
 		if (is->size >= 0)

@@ -137,9 +137,23 @@ int cli_usage(const struct cli *c, const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
+/* mkdir -p: parents as needed, each with mode. */
 static int mkdir_p(const char *path, mode_t mode)
 {
-	if (mkdir(path, mode) == 0 || errno == EEXIST)
+	char buf[4096];
+	size_t n = strlen(path);
+	if (n == 0 || n >= sizeof buf)
+		return -1;
+	memcpy(buf, path, n + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(buf, mode) != 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) == 0 || errno == EEXIST)
 		return 0;
 	return -1;
 }
@@ -346,4 +360,65 @@ uint64_t cli_now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int cli_store_fail(struct cli *c, int rc)
+{
+	int code = (rc == TL_ECORRUPT || rc == TL_ECHAIN || rc == TL_ERANGE || rc == TL_ENOTFOUND ||
+	            rc == TL_EEXIST || rc == TL_EINVAL)
+	                   ? EXIT_INVALID
+	                   : EXIT_ENV;
+	return cli_fail(c, code, "%s", c->store ? tl_store_errmsg(c->store) : tl_strerror(rc));
+}
+
+int cli_fsync_dir(const char *path)
+{
+	char dir[4200];
+	snprintf(dir, sizeof dir, "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash == dir)
+		dir[1] = 0;
+	else if (slash)
+		*slash = 0;
+	else
+		strcpy(dir, ".");
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+int cli_write_atomic(struct cli *c, const char *path, const void *data, size_t len)
+{
+	char tmp[4200];
+	snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return cli_fail(c, EXIT_ENV, "cannot write '%s': %s", tmp, strerror(errno));
+	const uint8_t *p = data;
+	size_t off = 0;
+	while (off < len) {
+		ssize_t w = write(fd, p + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			goto fail;
+		off += (size_t)w;
+	}
+	if (fsync(fd) != 0)
+		goto fail;
+	close(fd);
+	fd = -1;
+	if (rename(tmp, path) != 0)
+		goto fail;
+	cli_fsync_dir(path);
+	return 0;
+fail:;
+	int e = errno;
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	return cli_fail(c, EXIT_ENV, "cannot write '%s': %s", path, strerror(e));
 }
