@@ -7,12 +7,12 @@
  * Usage: bench_feeds [DIR] [--quick]   (DIR: scratch directory, removed after)
  */
 #define _GNU_SOURCE
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <sodium.h>
 #include <unistd.h>
 
 #include "node/tl_node.h"
@@ -35,13 +35,14 @@ static void body_for(struct tl_buf *b, uint64_t i)
 {
 	char js[512], err[128];
 	snprintf(js, sizeof js,
-		 "{\"id\":\"ST-2026-%08llu\",\"version\":1,\"period\":\"2026-11\","
-		 "\"currency\":\"CNY\",\"opening\":1250000,\"closing\":%llu,"
-		 "\"lines\":[{\"date\":\"2026-11-03\",\"type\":\"invoice\",\"doc\":\"INV-%llu\","
-		 "\"amount\":%llu,\"due\":\"2026-12-03\"}],"
-		 "\"memo\":\"monthly statement of account for November, benchmark body\"}",
-		 (unsigned long long)i, (unsigned long long)(1250000 + i * 3),
-		 (unsigned long long)i, (unsigned long long)(i * 3));
+	         "{\"id\":\"ST-2026-%08llu\",\"version\":1,\"period\":\"2026-11\","
+	         "\"currency\":\"CNY\",\"opening\":1250000,\"closing\":%llu,"
+	         "\"lines\":[{\"date\":\"2026-11-03\",\"type\":\"invoice\",\"doc\":\"INV-%llu\","
+	         "\"amount\":%llu,\"due\":\"2026-12-03\"}],"
+	         "\"memo\":\"monthly statement of account for November; goods delivered per "
+	         "framework contract FC-2026-017, benchmark body of realistic size\"}",
+	         (unsigned long long)i, (unsigned long long)(1250000 + i * 3),
+	         (unsigned long long)i, (unsigned long long)(i * 3));
 	json_t *j = json_loads(js, 0, NULL);
 	tl_buf_reset(b);
 	if (!j || tl_json_to_mp(j, b, err, sizeof err) != 0)
@@ -104,7 +105,7 @@ static double append(struct feedfx *x, uint64_t n, size_t batch, uint64_t *body_
 	size_t done = 0;
 	double t0 = now();
 	int rc = tl_feed_append_local(x->s, x->f.origin, &x->kp, items, n, batch, 1764720000000ull,
-				      NULL, &done, NULL, NULL);
+	                              NULL, &done, NULL, NULL);
 	double dt = now() - t0;
 	if (rc)
 		die(tl_store_errmsg(x->s), rc);
@@ -170,7 +171,8 @@ int main(int argc, char **argv)
 		snprintf(name, sizeof name, "append-%zu", runs[i].batch);
 		feed_open(&x, base, name, (uint8_t)(i + 1));
 		double rate = append(&x, n, runs[i].batch, &body_bytes);
-		printf("append.batch%-5zu %10.0f entries/s durable (%llu entries, body %.0f B avg)%s\n",
+		printf("append.batch%-5zu %10.0f entries/s durable (%llu entries, body %.0f B "
+		       "avg)%s\n",
 		       runs[i].batch, rate, (unsigned long long)n, (double)body_bytes / (double)n,
 		       runs[i].batch == 1024 ? "   goal >= 50000" : "");
 		if (runs[i].batch != 1024) {
@@ -197,7 +199,8 @@ int main(int argc, char **argv)
 			if (tl_store_root(x.s, &x.f, x.f.head.size - (uint64_t)r, root) != 0)
 				die("root", TL_ESTORE);
 		double dt = now() - t0;
-		printf("merkle.root@%llu       %8.1f us per root (any size, from stored subtrees)\n",
+		printf("merkle.root@%llu       %8.1f us per root (any size, from stored "
+		       "subtrees)\n",
 		       (unsigned long long)x.f.head.size, dt / reps * 1e6);
 		uint64_t seed = 88172645463325252ull;
 		reps = quick ? 20000 : 100000;
@@ -207,8 +210,8 @@ int main(int argc, char **argv)
 			seed ^= seed >> 7;
 			seed ^= seed << 17;
 			uint64_t idx = seed % x.f.head.size;
-			if (tl_store_inclusion(x.s, &x.f, idx, x.f.head.size, p, TL_MERKLE_MAX_PROOF,
-					       &np) != 0)
+			if (tl_store_inclusion(x.s, &x.f, idx, x.f.head.size, p,
+			                       TL_MERKLE_MAX_PROOF, &np) != 0)
 				die("proof", TL_ESTORE);
 		}
 		dt = now() - t0;
@@ -229,9 +232,10 @@ int main(int argc, char **argv)
 		cp.size = x.f.head.size;
 		if (tl_store_root(x.s, &x.f, cp.size, cp.root) != 0 ||
 		    tl_checkpoint_format(&cp, &text) != 0 ||
-		    tl_note_sign(&note, (const char *)text.data, text.len, x.f.origin, &x.kp) != 0 ||
-		    tl_store_checkpoint_put(x.s, &x.f, cp.size, (const char *)note.data, note.len) !=
-			    0)
+		    tl_note_sign(&note, (const char *)text.data, text.len, x.f.origin, &x.kp) !=
+		            0 ||
+		    tl_store_checkpoint_put(x.s, &x.f, cp.size, (const char *)note.data,
+		                            note.len) != 0)
 			die("checkpoint", TL_ESTORE);
 		if (!fp || tl_bundle_write(x.s, fp, &x.f, 1, NULL, 0, 0, &recs) != 0)
 			die("bundle", TL_EIO);

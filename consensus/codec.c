@@ -398,6 +398,16 @@ int tl_record_sign(struct tl_buf *rec, const uint8_t sk[TL_SEC_LEN])
 	return 0;
 }
 
+int tl_record_sign_with(struct tl_buf *rec, struct tl_signer *signer)
+{
+	uint8_t sig[TL_SIG_LEN];
+	if (!rec || !signer || rec->len == 0 || rec->len > TL_ENTRY_MAX)
+		return TL_EINVAL;
+	tl_signer_sign(signer, sig, (const uint8_t *)TL_ENTRY_SIG_CONTEXT, CTX_LEN, rec->data,
+	               rec->len);
+	return tl_buf_add(rec, sig, TL_SIG_LEN);
+}
+
 /* Reads the next entry field, which must be of type t. */
 static int entry_field(const uint8_t *p, size_t len, size_t *pos, struct mp_item *it,
                        enum mp_type t)

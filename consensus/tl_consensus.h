@@ -78,6 +78,8 @@ int tl_entry_encode(struct tl_buf *out, const char *origin, uint64_t seq,
                     size_t kind_len, const uint8_t *body, size_t body_len) TL_WUR;
 /* Appends the signature over context || out->data to out (entry -> record). */
 int tl_record_sign(struct tl_buf *rec, const uint8_t sk[TL_SEC_LEN]) TL_WUR;
+/* The same with a streaming signer (bulk appends; see tl_signer_new). */
+int tl_record_sign_with(struct tl_buf *rec, struct tl_signer *signer) TL_WUR;
 
 /*
  * Strict decode of a record (entry bytes || 64-byte signature). Checks the

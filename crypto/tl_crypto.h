@@ -37,6 +37,29 @@ void tl_sign(uint8_t sig[TL_SIG_LEN], const uint8_t *msg, size_t len, const uint
 int tl_verify(const uint8_t sig[TL_SIG_LEN], const uint8_t *msg, size_t len,
               const uint8_t pk[TL_PUB_LEN]) TL_WUR;
 
+/* ------------------------------------------------- streaming signer */
+
+/*
+ * A signer for long runs of signatures by one key (bulk appends). Ed25519's
+ * cost is the nonce commitment R = r*B; this signer computes (r, R) pairs
+ * ahead of time on `workers` threads, so that signing a message on the
+ * caller's thread costs one SHA-512 over R || A || M and a scalar
+ * multiply-add. The signatures are standard Ed25519 (any verifier accepts
+ * them) but hedged rather than deterministic: r = SHA-512(prefix || 32
+ * random bytes || counter) mod L, where prefix is the secret half of the
+ * expanded key, so r stays secret even if the system RNG were predictable.
+ * When the pool is empty the caller computes a pair itself: never waits.
+ * All secret state lives in sodium_malloc memory and is wiped by free.
+ */
+struct tl_signer;
+
+int tl_signer_new(struct tl_signer **out, const struct tl_keypair *kp,
+                  unsigned workers) TL_WUR;
+/* Signs the concatenation m1 || m2 (context and message, no copy). */
+void tl_signer_sign(struct tl_signer *s, uint8_t sig[TL_SIG_LEN], const uint8_t *m1,
+                    size_t l1, const uint8_t *m2, size_t l2);
+void tl_signer_free(struct tl_signer *s);
+
 /* ---------------------------------------------------------- key files */
 
 /*

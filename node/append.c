@@ -2,9 +2,11 @@
  * append.c — building, signing and committing entries of an own feed.
  *
  * Entry seq+1 names the leaf hash of entry seq, and that hash covers the
- * signature, so signing is inherently sequential. What can overlap is the
- * commit: while a committer thread writes and fsyncs batch k, the caller's
- * thread encodes and signs batch k+1. Two batch slots bound the memory.
+ * signature, so entries are signed one after another. Two things overlap:
+ * a committer thread writes and fsyncs batch k while the caller's thread
+ * encodes and signs batch k+1 (two batch slots bound the memory), and for
+ * long runs a tl_signer thread precomputes the Ed25519 nonce commitments,
+ * the expensive half of each signature.
  */
 #include "tl_node.h"
 
@@ -12,6 +14,8 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define SIGNER_MIN 256 /* entries in one call before a nonce thread is started */
 
 struct batch {
 	struct tl_buf bytes;
@@ -118,6 +122,7 @@ int tl_feed_append_local(struct tl_store *s, const char *origin, const struct tl
 	struct tl_buf scratch;
 	struct batch slots[2];
 	struct pipe p = {.s = s, .origin = origin, .on_durable = on_durable, .ctx = ctx};
+	struct tl_signer *signer = NULL;
 	pthread_t thr;
 	int rc, threaded = 0, cur = 0;
 
@@ -135,6 +140,9 @@ int tl_feed_append_local(struct tl_store *s, const char *origin, const struct tl
 	}
 	if (batch == 0 || batch > n)
 		batch = n ? n : 1;
+	/* Past a few batches, precomputed nonces pay for their thread. */
+	if (n >= SIGNER_MIN && (rc = tl_signer_new(&signer, kp, 1)) != 0)
+		goto out;
 	if (n > batch) {
 		pthread_mutex_init(&p.mu, NULL);
 		pthread_cond_init(&p.cv, NULL);
@@ -160,7 +168,8 @@ int tl_feed_append_local(struct tl_store *s, const char *origin, const struct tl
 			rc = tl_entry_encode(&scratch, origin, head.size, head.last_leaf, time_ms,
 			                     items[i].kind, items[i].kind_len, items[i].body,
 			                     items[i].body_len);
-			if (rc || (rc = tl_record_sign(&scratch, kp->sk)) != 0)
+			if (rc || (rc = signer ? tl_record_sign_with(&scratch, signer)
+			                       : tl_record_sign(&scratch, kp->sk)) != 0)
 				goto out;
 			tl_record_leaf_hash(leaf, scratch.data, scratch.len);
 			if (out) {
@@ -198,6 +207,7 @@ out:
 	}
 	if (done)
 		*done = p.done;
+	tl_signer_free(signer);
 	tl_buf_release(&scratch);
 	batch_release(&slots[0]);
 	batch_release(&slots[1]);
