@@ -53,11 +53,10 @@ int tl_verify(const uint8_t sig[TL_SIG_LEN], const uint8_t *msg, size_t len,
  */
 struct tl_signer;
 
-int tl_signer_new(struct tl_signer **out, const struct tl_keypair *kp,
-                  unsigned workers) TL_WUR;
+int tl_signer_new(struct tl_signer **out, const struct tl_keypair *kp, unsigned workers) TL_WUR;
 /* Signs the concatenation m1 || m2 (context and message, no copy). */
-void tl_signer_sign(struct tl_signer *s, uint8_t sig[TL_SIG_LEN], const uint8_t *m1,
-                    size_t l1, const uint8_t *m2, size_t l2);
+void tl_signer_sign(struct tl_signer *s, uint8_t sig[TL_SIG_LEN], const uint8_t *m1, size_t l1,
+                    const uint8_t *m2, size_t l2);
 void tl_signer_free(struct tl_signer *s);
 
 /* ---------------------------------------------------------- key files */

@@ -30,7 +30,7 @@ static int put_str(FILE *fp, const char *s, size_t len)
 }
 
 static int put_rec(void *ctx, uint64_t seq, const uint8_t *rec, size_t len,
-		   const uint8_t leaf[TL_HASH_LEN])
+                   const uint8_t leaf[TL_HASH_LEN])
 {
 	struct wctx *w = ctx;
 	(void)seq;
@@ -55,8 +55,7 @@ static int put_cp(void *ctx, uint64_t size, const char *note, size_t len)
 }
 
 int tl_bundle_write(struct tl_store *s, FILE *fp, const struct tl_feed *feeds, size_t n,
-		    const char *const *witnesses, size_t nwitnesses, int quorum,
-		    uint64_t *records)
+                    const char *const *witnesses, size_t nwitnesses, int quorum, uint64_t *records)
 {
 	struct wctx w = {.fp = fp};
 	struct tl_buf vk;
@@ -73,8 +72,9 @@ int tl_bundle_write(struct tl_store *s, FILE *fp, const struct tl_feed *feeds, s
 		if ((rc = tl_vkey_from_pub(&v, f->origin, TL_SIGTYPE_ED25519, f->o.pk)) != 0 ||
 		    (rc = tl_vkey_format(&v, &vk)) != 0)
 			goto out;
-		fprintf(fp, "%s\n  {\n   \"origin\": \"%s\",\n   \"vkey\": \"%s\",\n   \"records\": [",
-			i ? "," : "", f->origin, tl_buf_cstr(&vk));
+		fprintf(fp,
+		        "%s\n  {\n   \"origin\": \"%s\",\n   \"vkey\": \"%s\",\n   \"records\": [",
+		        i ? "," : "", f->origin, tl_buf_cstr(&vk));
 		w.first = 1;
 		if ((rc = tl_store_scan(s, f, 0, f->head.size, put_rec, &w)) != 0)
 			goto out;

@@ -27,7 +27,7 @@
  * and are merged into the index, sorted, once the queue holds this many;
  * lookups consult the index, then scan the queue.
  */
-#define LEAFQ_MERGE 65536
+#define LEAFQ_MERGE     65536
 #define FEEDROW_VERSION 1
 
 struct tl_store {
@@ -172,8 +172,7 @@ int tl_store_open(struct tl_store **out, const char *dir, unsigned flags, size_t
 		MDB_dbi *dbi;
 	} dbs[] = {{"meta", &s->meta},       {"books", &s->books},     {"feeds", &s->feeds},
 	           {"feedids", &s->feedids}, {"records", &s->records}, {"pos", &s->pos},
-	           {"leaves", &s->leaves},   {"checkpoints", &s->cps},
-	           {"leafq", &s->leafq}};
+	           {"leaves", &s->leaves},   {"checkpoints", &s->cps}, {"leafq", &s->leafq}};
 	for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
 		rc = mdb_dbi_open(txn, dbs[i].name, cf, dbs[i].dbi);
 		if (rc) {
@@ -890,7 +889,8 @@ int tl_store_append(struct tl_store *s, const char *origin, const struct tl_rec 
 		bytes += recs[i].len;
 	}
 	if ((rc = feed_put_txn(s, txn, &f)) != 0 || (rc = meta_add(s, txn, "records", n)) != 0 ||
-	    (rc = meta_add(s, txn, "record_bytes", bytes)) != 0 || (rc = leafq_merge(s, txn, 0)) != 0)
+	    (rc = meta_add(s, txn, "record_bytes", bytes)) != 0 ||
+	    (rc = leafq_merge(s, txn, 0)) != 0)
 		goto fail;
 	rc = mdb_txn_commit(txn);
 	txn = NULL;

@@ -26,8 +26,8 @@ struct tl_store;
 /* Opens (creating if needed) the store in directory dir (created 0700).
  * mapsize 0 = default (64 GiB of address space; the file grows on demand).
  * On failure err (if not NULL) receives a sentence saying why. */
-int tl_store_open(struct tl_store **out, const char *dir, unsigned flags, size_t mapsize,
-		  char *err, size_t errcap) TL_WUR;
+int tl_store_open(struct tl_store **out, const char *dir, unsigned flags, size_t mapsize, char *err,
+                  size_t errcap) TL_WUR;
 void tl_store_close(struct tl_store *s);
 /* Detail of the last failed call on s, e.g. "feed tally.v1/...: seq 17:
  * stored record does not match its leaf hash". Not thread-safe: read it on
@@ -160,10 +160,9 @@ typedef void (*tl_durable_fn)(void *ctx, size_t first, size_t n);
  * of items [first, first + n) is committed and durable: the moment an append
  * may be acknowledged. */
 int tl_feed_append_local(struct tl_store *s, const char *origin, const struct tl_keypair *kp,
-			 const struct tl_item *items, size_t n, size_t batch, uint64_t time_ms,
-			 struct tl_appended *out, size_t *done, tl_durable_fn on_durable,
-			 void *ctx) TL_WUR;
-
+                         const struct tl_item *items, size_t n, size_t batch, uint64_t time_ms,
+                         struct tl_appended *out, size_t *done, tl_durable_fn on_durable,
+                         void *ctx) TL_WUR;
 
 /* ------------------------------------------------------- verification */
 
@@ -176,13 +175,13 @@ int tl_feed_append_local(struct tl_store *s, const char *origin, const struct tl
 #define TL_VERIFY_REASON_MAX 256
 
 struct tl_verify_opts {
-	const struct tl_vkey *logs;      /* accepted feed keys; NULL = any key bound by origin */
+	const struct tl_vkey *logs; /* accepted feed keys; NULL = any key bound by origin */
 	size_t nlogs;
 	const struct tl_vkey *witnesses; /* NULL = the bundle's own list (reported as such) */
 	size_t nwitnesses;
-	int quorum;                      /* < 0 = the bundle's quorum (0 for proofs/notes) */
-	unsigned threads;                /* signature checks in parallel; 0 = 2 */
-	int64_t now;                     /* unix seconds for the cosignature skew check; 0 = none */
+	int quorum;       /* < 0 = the bundle's quorum (0 for proofs/notes) */
+	unsigned threads; /* signature checks in parallel; 0 = 2 */
+	int64_t now;      /* unix seconds for the cosignature skew check; 0 = none */
 };
 
 struct tl_verify_issue {
@@ -194,11 +193,11 @@ struct tl_verify_issue {
 
 struct tl_verify_feed {
 	char origin[TL_ORIGIN_TEXT_MAX + 1];
-	uint64_t records;        /* records in the bundle */
-	uint64_t verified;       /* records whose signature, seq and prev verified */
-	uint64_t checkpoints;    /* checkpoints whose signature and root verified */
-	uint64_t max_checkpoint; /* largest verified checkpoint size */
-	uint64_t witnessed_size; /* largest checkpoint size with >= quorum cosignatures */
+	uint64_t records;          /* records in the bundle */
+	uint64_t verified;         /* records whose signature, seq and prev verified */
+	uint64_t checkpoints;      /* checkpoints whose signature and root verified */
+	uint64_t max_checkpoint;   /* largest verified checkpoint size */
+	uint64_t witnessed_size;   /* largest checkpoint size with >= quorum cosignatures */
 	uint8_t root[TL_HASH_LEN]; /* root over all records */
 };
 
@@ -207,9 +206,9 @@ struct tl_verify_report {
 	size_t nfeeds;
 	struct tl_verify_issue *issues; /* at most 1000 kept; nissues counts all */
 	size_t nissues, issues_cap;
-	int quorum;                     /* quorum applied */
-	size_t nwitnesses;              /* witness keys applied */
-	int witnesses_from_bundle;      /* 1 when taken from the bundle itself */
+	int quorum;                /* quorum applied */
+	size_t nwitnesses;         /* witness keys applied */
+	int witnesses_from_bundle; /* 1 when taken from the bundle itself */
 };
 
 void tl_verify_report_release(struct tl_verify_report *r);
@@ -220,19 +219,18 @@ void tl_verify_report_release(struct tl_verify_report *r);
  * to the cap). TL_EFORMAT for input that is not a bundle at all.
  */
 int tl_verify_bundle(const char *json, size_t len, const struct tl_verify_opts *o,
-		     struct tl_verify_report *r) TL_WUR;
+                     struct tl_verify_report *r) TL_WUR;
 /* Verifies a .tlog-proof whose extra is a Tally record: record decode and
  * signature, leaf hash at index, inclusion in the checkpoint, checkpoint
  * signature by the origin's key (and o->logs if given), cosignatures. */
 int tl_verify_tlog_proof(const char *text, size_t len, const struct tl_verify_opts *o,
-			 struct tl_verify_report *r) TL_WUR;
+                         struct tl_verify_report *r) TL_WUR;
 /* Any C2SP signed note: at least one o->logs key must sign it validly (any
  * line of a given key that fails is an error); if the text is a checkpoint,
  * cosignatures by o->witnesses must reach o->quorum. feed[0] reports size
  * and root when it is a checkpoint. */
 int tl_verify_note(const char *text, size_t len, const struct tl_verify_opts *o,
-		   struct tl_verify_report *r) TL_WUR;
-
+                   struct tl_verify_report *r) TL_WUR;
 
 /* ------------------------------------------------------------ bundles */
 
@@ -243,8 +241,8 @@ int tl_verify_note(const char *text, size_t len, const struct tl_verify_opts *o,
  * *records receives the number of records written.
  */
 int tl_bundle_write(struct tl_store *s, FILE *fp, const struct tl_feed *feeds, size_t n,
-		    const char *const *witnesses, size_t nwitnesses, int quorum,
-		    uint64_t *records) TL_WUR;
+                    const char *const *witnesses, size_t nwitnesses, int quorum,
+                    uint64_t *records) TL_WUR;
 
 /* ------------------------------------------ JSON <-> MessagePack bodies */
 
