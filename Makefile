@@ -38,7 +38,7 @@ FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 # Keep intermediate objects (harness.o, bench objects) between runs.
 .SECONDARY:
 
-all: $(BUILD)/tally
+all: $(BUILD)/tally $(BUILD)/tallyd
 
 help:
 	@echo "make deps          install missing Debian packages (apt-get, as root)"
@@ -65,12 +65,15 @@ $(LIB): $(LIB_OBJ)
 $(BUILD)/tally: $(BUILD)/cli/main.o $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/tallyd: $(BUILD)/node/main.o $(LIB)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(HARNESS) $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LIBS)
 
 check: deps
 	@$(MAKE) --no-print-directory all tests
-	@TALLY_BIN=$(abspath $(BUILD))/tally tests/run.sh $(BUILD)/tests
+	@TALLY_BIN=$(abspath $(BUILD))/tally TALLYD_BIN=$(abspath $(BUILD))/tallyd tests/run.sh $(BUILD)/tests
 
 .PHONY: tests
 tests: $(TEST_BIN)
@@ -79,7 +82,8 @@ asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 		SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all tests
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-		TALLY_BIN=$(abspath build-asan)/tally TALLY_ASAN=1 tests/run.sh build-asan/tests
+		TALLY_BIN=$(abspath build-asan)/tally TALLYD_BIN=$(abspath build-asan)/tallyd \
+		TALLY_ASAN=1 tests/run.sh build-asan/tests
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
@@ -100,6 +104,7 @@ demo: deps
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/tally
 	install -m 0755 $(BUILD)/tally $(DESTDIR)$(PREFIX)/bin/tally
+	install -m 0755 $(BUILD)/tallyd $(DESTDIR)$(PREFIX)/bin/tallyd
 	install -m 0644 $(LIB) $(DESTDIR)$(PREFIX)/lib/libtally.a
 	install -m 0644 crypto/tl_base.h crypto/tl_crypto.h $(DESTDIR)$(PREFIX)/include/tally/
 
@@ -112,4 +117,4 @@ format-check:
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(LIB_OBJ:.o=.d) $(BUILD)/cli/main.d $(TEST_BIN:=.d)
+-include $(LIB_OBJ:.o=.d) $(BUILD)/cli/main.d $(BUILD)/node/main.d $(TEST_BIN:=.d)

@@ -90,5 +90,14 @@ int cmd_feed(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_checkpoint(int argc, char **argv);
+int cmd_channel(int argc, char **argv);
+int cmd_watch(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+
+/* The control socket of a running tallyd: a connected fd, or -1 when no
+ * node runs on this home. call sends one JSON request line and returns the
+ * parsed reply (NULL after printing an error). */
+int cli_control_connect(struct cli *c);
+json_t *cli_control_call(struct cli *c, int fd, json_t *req);
 
 #endif

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define JSONL_MAX    ((size_t)1 << 32) /* 4 GiB of input lines */
 #define APPEND_BATCH 1024
@@ -237,6 +238,45 @@ static void on_durable(void *ctx, size_t first, size_t n)
 	fflush(stdout);
 }
 
+static int append_via_node(struct cli *c, int fd, const char *origin, const struct pending *p)
+{
+	json_t *items = json_array();
+	for (size_t i = 0; i < p->n; i++) {
+		json_t *body = tl_mp_to_json(p->bodies.data + p->body_off[i],
+		                             p->body_off[i + 1] - p->body_off[i]);
+		json_array_append_new(items, json_pack("{s:s,s:o}", "kind",
+		                                       (const char *)p->kinds.data + p->kind_off[i],
+		                                       "body", body ? body : json_object()));
+	}
+	json_t *req = json_pack("{s:s,s:s,s:o}", "op", "append", "origin", origin, "items", items);
+	json_t *resp = cli_control_call(c, fd, req);
+	json_decref(req);
+	if (!resp)
+		return EXIT_ENV;
+	int rc = 0;
+	if (!json_is_true(json_object_get(resp, "ok"))) {
+		rc = cli_fail(c, EXIT_INVALID, "tallyd refused the append: %s",
+		              json_string_value(json_object_get(resp, "error")));
+	} else {
+		size_t i;
+		json_t *v;
+		json_array_foreach(json_object_get(json_object_get(resp, "result"), "appended"), i,
+		                   v)
+		{
+			if (c->json)
+				printf("{\"seq\":%lld,\"leaf\":\"%s\"}\n",
+				       (long long)json_integer_value(json_object_get(v, "seq")),
+				       json_string_value(json_object_get(v, "leaf")));
+			else
+				printf("%lld %s\n",
+				       (long long)json_integer_value(json_object_get(v, "seq")),
+				       json_string_value(json_object_get(v, "leaf")));
+		}
+	}
+	json_decref(resp);
+	return rc;
+}
+
 static int feed_append(struct cli *c)
 {
 	const char *kind = cli_opt(c, "--kind"), *body = cli_opt(c, "--body");
@@ -290,6 +330,13 @@ static int feed_append(struct cli *c)
 		rc = cli_fail(c, EXIT_INVALID,
 		              "feed %s belongs to the counterparty; only its author appends",
 		              f.origin);
+		goto out;
+	}
+	/* A running node is the writer: it signs, stores and pushes to peers. */
+	int fd = cli_control_connect(c);
+	if (fd >= 0) {
+		rc = append_via_node(c, fd, f.origin, &p);
+		close(fd);
 		goto out;
 	}
 	items = calloc(p.n, sizeof *items);

@@ -25,6 +25,12 @@ static const char usage_text[] =
         "  feed consistency ORIGIN OLD [NEW]      consistency proof, base64 lines\n"
         "  export ORIGIN... -o FILE [--no-sign]   tally-bundle/v1 for auditors\n"
         "\n"
+        "with the node (tallyd); they work offline too where they can:\n"
+        "  channel open --book B --peer PUBKEY[@HOST:PORT] [--label L]\n"
+        "  channel list | channel show CHANNEL|ORIGIN\n"
+        "  watch [--channel CHANNEL]              appends and ingests as they happen\n"
+        "  status                                 the running node, its books and peers\n"
+        "\n"
         "verification (needs no data directory):\n"
         "  verify FILE [--vkey V]... [--witness V]... [--quorum K]\n"
         "  checkpoint verify --vkey V [--vkey V]... [--witness V]... [--quorum K] < NOTE\n"
@@ -40,6 +46,7 @@ int main(int argc, char **argv)
 	} cmds[] = {
 	        {"init", cmd_init},     {"book", cmd_book},     {"feed", cmd_feed},
 	        {"export", cmd_export}, {"verify", cmd_verify}, {"checkpoint", cmd_checkpoint},
+	        {"channel", cmd_channel}, {"watch", cmd_watch},   {"status", cmd_status},
 	};
 	if (tl_init() != 0) {
 		fprintf(stderr, "tally: cannot initialise libsodium\n");

@@ -162,6 +162,74 @@ int tl_merkle_mem_build(struct tl_merkle_mem *m, const uint8_t (*leaves)[TL_HASH
 void tl_merkle_mem_release(struct tl_merkle_mem *m);
 struct tl_merkle_src tl_merkle_mem_src(struct tl_merkle_mem *m);
 
+/* ------------------------------------------------------ peer sessions */
+
+/*
+ * Authenticated key exchange and encrypted framing for peer connections,
+ * written as step functions that do no I/O: bytes in, bytes out. The event
+ * loop, the tests and the fuzzer drive the same code. Protocol and security
+ * argument: docs/protocol.md, "Peer sessions".
+ *
+ * Handshake (initiator I, responder R; e = ephemeral X25519, s = Ed25519 book
+ * key; H = SHA-256 over the transcript so far):
+ *   1. I -> R: magic "TLY1" || e_I
+ *   2. R -> I: e_R || AEAD_k1(s_R.pk || Sig_R("tally/hs/v1/R" || H1))
+ *   3. I -> R: AEAD_k2(s_I.pk || Sig_I("tally/hs/v1/I" || H2))
+ * where the keys derive from X25519(e_I, e_R) and the transcript, and the
+ * final per-direction keys from the whole transcript (forward secrecy: the
+ * ephemerals are wiped once the keys exist).
+ */
+
+#define TL_FRAME_MAX (8u << 20)  /* plaintext bytes in one frame */
+#define TL_FRAME_OVERHEAD (4 + 16) /* length prefix + AEAD tag */
+
+enum tl_hs_role { TL_HS_INITIATOR, TL_HS_RESPONDER };
+
+struct tl_hs; /* opaque; allocate with tl_hs_new */
+
+/* expected_peer: for an initiator, the key it means to reach (the handshake
+ * fails with TL_EKEY if another key answers); NULL to accept any (then the
+ * caller checks tl_hs_peer). Responders learn the peer at step 3. */
+int tl_hs_new(struct tl_hs **out, enum tl_hs_role role, const struct tl_keypair *me,
+              const uint8_t expected_peer[TL_PUB_LEN]) TL_WUR;
+void tl_hs_free(struct tl_hs *hs); /* wipes */
+/* Bytes to send first (initiator: message 1); appended to out. */
+int tl_hs_start(struct tl_hs *hs, struct tl_buf *out) TL_WUR;
+/*
+ * Feeds received bytes. *used receives how many were consumed (the rest
+ * belongs to later steps or to the first frames). Messages to send are
+ * appended to out. Returns 0 while more is needed or when done (check
+ * tl_hs_done); TL_EFORMAT / TL_ESIG / TL_EKEY / TL_EPROOF on any failure,
+ * after which the connection must be dropped.
+ */
+int tl_hs_step(struct tl_hs *hs, const uint8_t *in, size_t len, size_t *used,
+               struct tl_buf *out) TL_WUR;
+int tl_hs_done(const struct tl_hs *hs);
+const uint8_t *tl_hs_peer(const struct tl_hs *hs); /* valid once done */
+
+/* An established session: per-direction keys and counters. */
+struct tl_session {
+	uint8_t tx_key[32], rx_key[32];
+	uint64_t tx_ctr, rx_ctr;
+	uint8_t peer[TL_PUB_LEN];
+};
+
+/* Moves the keys out of a finished handshake (then free the handshake). */
+int tl_hs_session(struct tl_hs *hs, struct tl_session *out) TL_WUR;
+void tl_session_wipe(struct tl_session *s);
+/* Appends one frame: 4-byte big-endian ciphertext length, then the AEAD
+ * (XChaCha20-Poly1305) of pt with nonce = tx counter, AD = the length. */
+int tl_session_seal(struct tl_session *s, const uint8_t *pt, size_t len,
+                    struct tl_buf *out) TL_WUR;
+/*
+ * Opens the next frame from in: 0 with *used = 0 if incomplete; 0 with the
+ * plaintext appended to pt and *used = frame size; TL_ETOOBIG if the length
+ * exceeds TL_FRAME_MAX (before reading more); TL_ESIG if authentication
+ * fails (tampering, replay, reordering — the counter is the nonce).
+ */
+int tl_session_open(struct tl_session *s, const uint8_t *in, size_t len, size_t *used,
+                    struct tl_buf *pt) TL_WUR;
+
 /* ---------------------------------------------------- C2SP signed notes */
 
 #define TL_NOTE_MAX      (1u << 20) /* whole note, bytes */

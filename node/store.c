@@ -32,7 +32,7 @@
 
 struct tl_store {
 	MDB_env *env;
-	MDB_dbi meta, books, feeds, feedids, records, pos, leaves, leafq, cps;
+	MDB_dbi meta, books, feeds, feedids, records, pos, leaves, leafq, cps, peers, forks;
 	unsigned flags;
 	char dir[4096];
 	char errmsg[512];
@@ -172,7 +172,8 @@ int tl_store_open(struct tl_store **out, const char *dir, unsigned flags, size_t
 		MDB_dbi *dbi;
 	} dbs[] = {{"meta", &s->meta},       {"books", &s->books},     {"feeds", &s->feeds},
 	           {"feedids", &s->feedids}, {"records", &s->records}, {"pos", &s->pos},
-	           {"leaves", &s->leaves},   {"checkpoints", &s->cps}, {"leafq", &s->leafq}};
+	           {"leaves", &s->leaves},   {"checkpoints", &s->cps}, {"leafq", &s->leafq},
+	           {"peers", &s->peers},     {"forks", &s->forks}};
 	for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
 		rc = mdb_dbi_open(txn, dbs[i].name, cf, dbs[i].dbi);
 		if (rc) {
@@ -626,6 +627,20 @@ static int merkle_begin(struct tl_store *s, const struct tl_feed *in, MDB_txn **
 	*c = (struct src_ctx){s, *txn, f};
 	*src = (struct tl_merkle_src){src_get, c};
 	return 0;
+}
+
+int tl_store_frontier(struct tl_store *s, const struct tl_feed *in, struct tl_merkle_acc *acc)
+{
+	MDB_txn *txn;
+	struct tl_feed f;
+	struct src_ctx c;
+	struct tl_merkle_src src;
+	int rc = merkle_begin(s, in, &txn, &f, &c, &src);
+	if (rc)
+		return rc;
+	rc = tl_merkle_acc_load(acc, &src, f.head.size);
+	mdb_txn_abort(txn);
+	return rc;
 }
 
 int tl_store_root(struct tl_store *s, const struct tl_feed *in, uint64_t size,
@@ -1189,4 +1204,92 @@ int tl_store_stats(struct tl_store *s, struct tl_store_stats *st)
 		st->record_bytes = get_be64(v.mv_data);
 	mdb_txn_abort(txn);
 	return 0;
+}
+
+/* --------------------------------------------------------------- peers */
+
+/* peers: remote book key (32) || local book name -> "host:port" */
+int tl_store_peer_put(struct tl_store *s, const struct tl_peer *p)
+{
+	MDB_txn *txn;
+	uint8_t key[32 + TL_BOOK_NAME_MAX];
+	size_t bl = strlen(p->book), al = strlen(p->addr);
+	int rc;
+	if (!tl_book_name_valid(p->book) || al == 0 || al > TL_ADDR_MAX)
+		return fail(s, TL_EINVAL, "invalid peer entry");
+	memcpy(key, p->pk, 32);
+	memcpy(key + 32, p->book, bl);
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		return lmdb_err(s, rc, "write transaction");
+	MDB_val k = {32 + bl, key}, v = {al, (void *)p->addr};
+	if ((rc = mdb_put(txn, s->peers, &k, &v, 0)) != 0) {
+		mdb_txn_abort(txn);
+		return lmdb_err(s, rc, "storing peer");
+	}
+	rc = mdb_txn_commit(txn);
+	return rc ? lmdb_err(s, rc, "storing peer") : 0;
+}
+
+static int peer_row(struct tl_store *s, const MDB_val *k, const MDB_val *v, void *out)
+{
+	struct tl_peer *p = out;
+	memset(p, 0, sizeof *p);
+	if (k->mv_size <= 32 || k->mv_size > 32 + TL_BOOK_NAME_MAX || v->mv_size == 0 ||
+	    v->mv_size > TL_ADDR_MAX)
+		return fail(s, TL_ECORRUPT, "damaged peer row");
+	memcpy(p->pk, k->mv_data, 32);
+	memcpy(p->book, (const uint8_t *)k->mv_data + 32, k->mv_size - 32);
+	memcpy(p->addr, v->mv_data, v->mv_size);
+	return 0;
+}
+
+int tl_store_peer_list(struct tl_store *s, struct tl_peer **out, size_t *n)
+{
+	void *arr;
+	int rc = list_table(s, s->peers, sizeof **out, peer_row, &arr, n);
+	*out = arr;
+	return rc;
+}
+
+/* --------------------------------------------------------------- forks */
+
+/*
+ * forks: feed id (8) || seq (8) -> len_a (4) || record a || record b. Two
+ * records signed by one key for one (origin, seq): the equivocation proof.
+ */
+int tl_store_fork_put(struct tl_store *s, const struct tl_feed *f, uint64_t seq,
+                      const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	MDB_txn *txn;
+	MDB_val k, v;
+	uint8_t key[16];
+	int rc;
+	if (alen > TL_RECORD_MAX || blen > TL_RECORD_MAX)
+		return fail(s, TL_ETOOBIG, "fork evidence too large");
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		return lmdb_err(s, rc, "write transaction");
+	put_be64(key, f->id);
+	put_be64(key + 8, seq);
+	k = (MDB_val){16, key};
+	v.mv_size = 4 + alen + blen;
+	if ((rc = mdb_put(txn, s->forks, &k, &v, MDB_RESERVE)) != 0)
+		goto fail;
+	put_be32(v.mv_data, (uint32_t)alen);
+	memcpy((uint8_t *)v.mv_data + 4, a, alen);
+	memcpy((uint8_t *)v.mv_data + 4 + alen, b, blen);
+	struct tl_feed cur;
+	if ((rc = feed_get_txn(s, txn, f->origin, &cur)) != 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	cur.flags |= TL_FEED_FORKED;
+	if ((rc = feed_put_txn(s, txn, &cur)) != 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	rc = mdb_txn_commit(txn);
+	return rc ? lmdb_err(s, rc, "storing fork evidence") : 0;
+fail:
+	mdb_txn_abort(txn);
+	return lmdb_err(s, rc, "storing fork evidence");
 }

@@ -114,6 +114,11 @@ int tl_store_consistency(struct tl_store *s, const struct tl_feed *f, uint64_t o
                          uint64_t new_size, uint8_t (*proof)[TL_HASH_LEN], size_t cap,
                          size_t *n) TL_WUR;
 
+/* The compact range (right frontier) of the feed at its current size, to
+ * compute the root after records that are not stored yet. */
+int tl_store_frontier(struct tl_store *s, const struct tl_feed *f,
+                      struct tl_merkle_acc *acc) TL_WUR;
+
 /* Signed checkpoints (full note text, cosignatures included), by size. */
 int tl_store_checkpoint_put(struct tl_store *s, const struct tl_feed *f, uint64_t size,
                             const char *note, size_t len) TL_WUR;
@@ -132,6 +137,21 @@ struct tl_store_stats {
 	uint64_t record_bytes; /* sum of record lengths */
 };
 int tl_store_stats(struct tl_store *s, struct tl_store_stats *st) TL_WUR;
+
+/* Known counterparties: which local book talks to which remote book where. */
+#define TL_ADDR_MAX 255
+struct tl_peer {
+	uint8_t pk[TL_PUB_LEN];          /* the remote book */
+	char book[TL_BOOK_NAME_MAX + 1]; /* the local book */
+	char addr[TL_ADDR_MAX + 1];      /* "host:port" */
+};
+int tl_store_peer_put(struct tl_store *s, const struct tl_peer *p) TL_WUR;
+int tl_store_peer_list(struct tl_store *s, struct tl_peer **out, size_t *n) TL_WUR;
+
+/* Keeps two different records for one (origin, seq) as an equivocation
+ * proof and marks the feed TL_FEED_FORKED. */
+int tl_store_fork_put(struct tl_store *s, const struct tl_feed *f, uint64_t seq,
+                      const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) TL_WUR;
 
 /* --------------------------------------------------- local appends */
 
@@ -243,6 +263,25 @@ int tl_verify_note(const char *text, size_t len, const struct tl_verify_opts *o,
 int tl_bundle_write(struct tl_store *s, FILE *fp, const struct tl_feed *feeds, size_t n,
                     const char *const *witnesses, size_t nwitnesses, int quorum,
                     uint64_t *records) TL_WUR;
+
+/* ----------------------------------------------------------- channels */
+
+struct tl_channel {
+	char origin[TL_ORIGIN_LEN + 1];      /* the book's own feed */
+	char peer_origin[TL_ORIGIN_LEN + 1]; /* the counterparty's feed */
+	uint8_t channel[TL_CHANNEL_LEN];
+};
+
+/*
+ * Opens (or re-opens: idempotent) the channel between book and peer with
+ * label: creates the book's feed and appends feed.open {label, author, peer,
+ * peer_origin} as its first entry, registers the counterparty's feed so its
+ * records can be replicated in, and records addr ("host:port", may be NULL)
+ * as where the peer is reached. peer_is_local: both books live here.
+ */
+int tl_channel_open(struct tl_store *s, const char *book, const struct tl_keypair *kp,
+                    const uint8_t peer[TL_PUB_LEN], const char *label, const char *addr,
+                    int peer_is_local, uint64_t time_ms, struct tl_channel *out) TL_WUR;
 
 /* ------------------------------------------ JSON <-> MessagePack bodies */
 

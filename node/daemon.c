@@ -1,0 +1,1962 @@
+/*
+ * daemon.c — tallyd: control socket, peer sessions, replication, receipts.
+ *
+ * Threads: the libuv loop thread owns every handle and all in-memory state.
+ * Store writes and bulk signature checks run as jobs on the thread pool, one
+ * at a time (LMDB has one writer anyway), and finish on the loop. Reads of
+ * the store on the loop are short LMDB read transactions.
+ *
+ * Replication (docs/protocol.md, "Replication"): after the session opens,
+ * each side announces the sizes of the feeds of their channels ("heads").
+ * Each author keeps, per peer, a cursor into its own feed and pushes records
+ * from there in batches, each with a checkpoint it signs for the batch end,
+ * whenever the peer's write queue has room: on connect, on append, and as
+ * writes drain. The receiver verifies everything off the loop before it
+ * stores a batch in one transaction.
+ */
+#include "tl_daemon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <msgpack.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define BATCH_RECORDS       512
+#define BATCH_BYTES         (1u << 20)
+#define MAX_PENDING_INGEST  4 /* per peer; reading pauses beyond it */
+#define CTL_LINE_MAX        (64u << 20)
+#define RECEIPT_INTERVAL_MS 1000
+#define BACKOFF_MIN_MS      200
+#define BACKOFF_MAX_MS      30000
+#define HELLO_MAGIC         "TLYH"
+#define HELLO_LEN           (4 + TL_PUB_LEN)
+
+struct node;
+
+struct book {
+	char name[TL_BOOK_NAME_MAX + 1];
+	struct tl_keypair kp;
+};
+
+/* ------------------------------------------------------------ logging */
+
+static int g_log_level = 2; /* set once at start, before any thread */
+
+TL_PRINTF(2, 3)
+static void logm(int level, const char *fmt, ...)
+{
+	static const char *const names[] = {"error", "warn", "info", "debug"};
+	if (level > g_log_level)
+		return;
+	struct timespec ts;
+	struct tm tm;
+	char when[32];
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+	fprintf(stderr, "%s.%03ldZ tallyd %s: ", when, ts.tv_nsec / 1000000, names[level]);
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void short_hex(char out[17], const uint8_t *pk)
+{
+	tl_hex_encode(out, pk, 8);
+}
+
+/* ------------------------------------------------------------- config */
+
+void tl_node_config_defaults(struct tl_node_config *c)
+{
+	memset(c, 0, sizeof *c);
+	snprintf(c->listen, sizeof c->listen, "127.0.0.1:0");
+	c->log_level = 2;
+	c->idle_timeout_ms = 60000;
+	c->handshake_timeout_ms = 10000;
+	c->keepalive_ms = 15000;
+	c->peer_wq_max = 8u << 20;
+}
+
+int tl_node_config_load(struct tl_node_config *c, const char *path, char *err, size_t errcap)
+{
+	FILE *f = fopen(path, "r");
+	char line[1024];
+	int lineno = 0;
+	if (!f) {
+		snprintf(err, errcap, "cannot open config '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof line, f)) {
+		lineno++;
+		char *p = line, *eq, *k, *v, *end;
+		if (!strchr(line, '\n') && !feof(f)) {
+			snprintf(err, errcap, "%s:%d: line too long", path, lineno);
+			goto bad;
+		}
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '#' || *p == '\n' || *p == 0)
+			continue;
+		if (!(eq = strchr(p, '='))) {
+			snprintf(err, errcap, "%s:%d: expected 'key = value'", path, lineno);
+			goto bad;
+		}
+		k = p;
+		end = eq;
+		while (end > k && (end[-1] == ' ' || end[-1] == '\t'))
+			end--;
+		*end = 0;
+		v = eq + 1;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		end = v + strlen(v);
+		while (end > v && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' '))
+			end--;
+		*end = 0;
+		if (strcmp(k, "home") == 0) {
+			snprintf(c->home, sizeof c->home, "%s", v);
+		} else if (strcmp(k, "listen") == 0) {
+			snprintf(c->listen, sizeof c->listen, "%s", v);
+		} else if (strcmp(k, "log") == 0) {
+			static const char *const lv[] = {"error", "warn", "info", "debug"};
+			int found = -1;
+			for (int i = 0; i < 4; i++)
+				if (strcmp(v, lv[i]) == 0)
+					found = i;
+			if (found < 0) {
+				snprintf(err, errcap,
+				         "%s:%d: log must be error, warn, info or debug", path,
+				         lineno);
+				goto bad;
+			}
+			c->log_level = found;
+		} else if (strcmp(k, "idle_timeout_ms") == 0 ||
+		           strcmp(k, "handshake_timeout_ms") == 0 ||
+		           strcmp(k, "keepalive_ms") == 0) {
+			uint64_t n;
+			if (tl_parse_u64(v, strlen(v), &n) != 0 || n == 0 || n > 86400000) {
+				snprintf(err, errcap, "%s:%d: %s must be 1..86400000", path, lineno,
+				         k);
+				goto bad;
+			}
+			unsigned *slot = strcmp(k, "idle_timeout_ms") == 0 ? &c->idle_timeout_ms
+			                 : strcmp(k, "keepalive_ms") == 0
+			                         ? &c->keepalive_ms
+			                         : &c->handshake_timeout_ms;
+			*slot = (unsigned)n;
+		} else {
+			snprintf(err, errcap, "%s:%d: unknown setting '%s'", path, lineno, k);
+			goto bad;
+		}
+	}
+	fclose(f);
+	return 0;
+bad:
+	fclose(f);
+	return -1;
+}
+
+/* ------------------------------------------------------- structures */
+
+enum peer_state { P_CONNECTING, P_HELLO, P_HANDSHAKE, P_OPEN, P_CLOSING };
+
+struct cursor {
+	char origin[TL_ORIGIN_LEN + 1]; /* one of our own feeds in this channel */
+	uint64_t sent;                  /* the peer has (or will have) [0, sent) */
+	int known;                      /* set once the peer's heads arrived */
+};
+
+struct peer {
+	struct node *n;
+	uv_tcp_t tcp;
+	struct peer *next;
+	enum peer_state state;
+	int outbound;
+	struct target *target; /* outbound: what we dialled */
+	struct book *book;     /* our side */
+	uint8_t remote[TL_PUB_LEN];
+	char addr[TL_ADDR_MAX + 1];
+	struct tl_hs *hs;
+	struct tl_session sess;
+	struct tl_buf rbuf;
+	size_t wqueued;
+	int pending_ingest;
+	int reading;
+	uint64_t last_rx, opened_at;
+	struct cursor *cursors;
+	size_t ncursors;
+};
+
+/* A remote book we should keep a session with (from the peers table). */
+struct target {
+	struct target *next;
+	struct tl_peer p;
+	struct book *book;
+	struct peer *conn;
+	uint64_t next_try;
+	unsigned backoff;
+	int dialing;
+};
+
+struct ctl {
+	struct node *n;
+	uv_pipe_t pipe;
+	struct ctl *next;
+	struct tl_buf rbuf;
+	int watching;
+	int closing;
+	int busy; /* a request is being served */
+	char watch_channel[TL_CHANNEL_LEN * 2 + 1];
+};
+
+enum job_type { J_APPEND, J_INGEST, J_CHANNEL_OPEN };
+
+struct job {
+	uv_work_t req;
+	struct node *n;
+	struct job *next;
+	enum job_type type;
+	int rc;
+	char err[512];
+	/* who asked */
+	struct ctl *ctl;
+	struct peer *peer;
+	json_t *reply_id;
+	/* J_APPEND */
+	char origin[TL_ORIGIN_LEN + 1];
+	struct book *book;
+	struct tl_item *items;
+	struct tl_buf kinds, bodies;
+	size_t nitems;
+	struct tl_appended *out;
+	uint64_t first_seq;
+	/* J_INGEST */
+	struct tl_buf recbuf;
+	size_t *recoff;
+	size_t nrec;
+	uint64_t first;
+	struct tl_buf note;
+	uint64_t new_size, stored;
+	int forked;
+	int has_content; /* some record is not a "seen" receipt */
+	/* J_CHANNEL_OPEN */
+	uint8_t peer_pk[TL_PUB_LEN];
+	char label[TL_LABEL_MAX + 1];
+	char addr[TL_ADDR_MAX + 1];
+	char peer_origin[TL_ORIGIN_LEN + 1];
+};
+
+struct receipt {
+	struct receipt *next;
+	char own[TL_ORIGIN_LEN + 1];  /* our feed that gets the `seen` entry */
+	char seen[TL_ORIGIN_LEN + 1]; /* the counterparty feed */
+	uint64_t due;
+};
+
+struct node {
+	struct tl_node_config cfg;
+	uv_loop_t loop;
+	struct tl_store *store;
+	struct book *books;
+	size_t nbooks;
+	uv_tcp_t listener;
+	uv_pipe_t control;
+	uv_signal_t sigterm, sigint;
+	uv_timer_t tick;
+	struct peer *peers;
+	struct target *targets;
+	struct ctl *ctls;
+	struct job *jobs_head, *jobs_tail;
+	int job_running;
+	struct receipt *receipts;
+	int stopping;
+	int lockfd;
+	char sock_path[4200];
+	char addr_path[4200];
+};
+
+static void pump(struct peer *p);
+static void peer_close(struct peer *p, const char *why);
+static void job_submit(struct node *n, struct job *j);
+static void emit(struct node *n, const char *event, const char *origin, uint64_t seq,
+                 uint64_t count, const char *kind, const uint8_t *leaf);
+
+static struct book *book_by_pk(struct node *n, const uint8_t pk[TL_PUB_LEN])
+{
+	for (size_t i = 0; i < n->nbooks; i++)
+		if (memcmp(n->books[i].kp.pk, pk, TL_PUB_LEN) == 0)
+			return &n->books[i];
+	return NULL;
+}
+
+static struct book *book_by_name(struct node *n, const char *name)
+{
+	for (size_t i = 0; i < n->nbooks; i++)
+		if (strcmp(n->books[i].name, name) == 0)
+			return &n->books[i];
+	return NULL;
+}
+
+/* ------------------------------------------------------- frames out */
+
+struct wreq {
+	uv_write_t req;
+	struct peer *p;
+	size_t len;
+	uint8_t data[];
+};
+
+static void on_write(uv_write_t *req, int status)
+{
+	struct wreq *w = (struct wreq *)req;
+	struct peer *p = w->p;
+	p->wqueued -= w->len;
+	free(w);
+	if (status < 0) {
+		if (p->state != P_CLOSING)
+			peer_close(p, uv_strerror(status));
+		return;
+	}
+	if (p->state == P_OPEN)
+		pump(p);
+}
+
+static int send_raw(struct peer *p, const uint8_t *data, size_t len)
+{
+	struct wreq *w = malloc(sizeof *w + len);
+	if (!w)
+		return TL_ENOMEM;
+	w->p = p;
+	w->len = len;
+	memcpy(w->data, data, len);
+	uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)len);
+	int rc = uv_write(&w->req, (uv_stream_t *)&p->tcp, &b, 1, on_write);
+	if (rc < 0) {
+		free(w);
+		return TL_EIO;
+	}
+	p->wqueued += len;
+	return 0;
+}
+
+/* Seals one message and queues it. A peer that lets far more than its cap
+ * pile up is not reading: it is dropped instead of growing our memory. */
+static int send_msg(struct peer *p, const uint8_t *msg, size_t len)
+{
+	struct tl_buf f;
+	int rc;
+	if (p->wqueued > 2 * p->n->cfg.peer_wq_max) {
+		peer_close(p, "peer is not reading; write queue over its cap");
+		return TL_ETOOBIG;
+	}
+	tl_buf_init(&f, TL_FRAME_MAX + TL_FRAME_OVERHEAD);
+	if ((rc = tl_session_seal(&p->sess, msg, len, &f)) == 0)
+		rc = send_raw(p, f.data, f.len);
+	tl_buf_release(&f);
+	return rc;
+}
+
+static int pack_write(void *data, const char *buf, size_t len)
+{
+	return tl_buf_add(data, buf, len) == 0 ? 0 : -1;
+}
+
+/* ["heads", [[origin, size], ...]]: our own feeds of the channel and our
+ * copies of the peer's feeds. */
+static void send_heads(struct peer *p)
+{
+	struct tl_feed *feeds = NULL;
+	size_t nf = 0, k = 0;
+	struct tl_buf m;
+	msgpack_packer pk;
+	if (tl_store_feed_list(p->n->store, &feeds, &nf) != 0)
+		return;
+	for (size_t i = 0; i < nf; i++) {
+		const struct tl_feed *f = &feeds[i];
+		int own = (f->flags & TL_FEED_OWN) && strcmp(f->book, p->book->name) == 0 &&
+		          memcmp(f->peer, p->remote, TL_PUB_LEN) == 0;
+		int theirs = !(f->flags & TL_FEED_OWN) && memcmp(f->o.pk, p->remote, 32) == 0 &&
+		             memcmp(f->peer, p->book->kp.pk, TL_PUB_LEN) == 0;
+		if (own || theirs)
+			feeds[k++] = *f;
+	}
+	tl_buf_init(&m, TL_FRAME_MAX);
+	msgpack_packer_init(&pk, &m, pack_write);
+	msgpack_pack_array(&pk, 2);
+	msgpack_pack_str_with_body(&pk, "heads", 5);
+	msgpack_pack_array(&pk, (uint32_t)k);
+	for (size_t i = 0; i < k; i++) {
+		msgpack_pack_array(&pk, 2);
+		msgpack_pack_str_with_body(&pk, feeds[i].origin, TL_ORIGIN_LEN);
+		msgpack_pack_uint64(&pk, feeds[i].head.size);
+	}
+	/* Cursors for our own feeds start unknown until the peer's heads say
+	 * where it is. */
+	free(p->cursors);
+	p->cursors = calloc(k ? k : 1, sizeof *p->cursors);
+	p->ncursors = 0;
+	for (size_t i = 0; i < k && p->cursors; i++)
+		if (feeds[i].flags & TL_FEED_OWN)
+			memcpy(p->cursors[p->ncursors++].origin, feeds[i].origin,
+			       TL_ORIGIN_LEN + 1);
+	send_msg(p, m.data, m.len);
+	tl_buf_release(&m);
+	free(feeds);
+}
+
+static void send_simple(struct peer *p, const char *what)
+{
+	uint8_t m[16];
+	size_t l = strlen(what);
+	m[0] = 0x91;
+	m[1] = (uint8_t)(0xa0 | l);
+	memcpy(m + 2, what, l);
+	send_msg(p, m, 2 + l);
+}
+
+/* --------------------------------------------------- push (the pump) */
+
+struct collect {
+	struct tl_buf *out;
+	msgpack_packer *pk;
+	size_t bytes;
+};
+
+static int collect_rec(void *ctx, uint64_t seq, const uint8_t *rec, size_t len,
+                       const uint8_t leaf[TL_HASH_LEN])
+{
+	struct collect *c = ctx;
+	(void)seq;
+	(void)leaf;
+	c->bytes += len;
+	return msgpack_pack_bin_with_body(c->pk, rec, len) == 0 ? 0 : TL_ENOMEM;
+}
+
+/* Signs a checkpoint of an own feed at size with the book key. */
+static int sign_checkpoint(struct node *n, struct book *b, const struct tl_feed *f, uint64_t size,
+                           struct tl_buf *note)
+{
+	struct tl_checkpoint cp;
+	struct tl_buf text;
+	int rc;
+	memset(&cp, 0, sizeof cp);
+	memcpy(cp.origin, f->origin, TL_ORIGIN_LEN + 1);
+	cp.size = size;
+	tl_buf_init(&text, 1024);
+	if ((rc = tl_store_root(n->store, f, size, cp.root)) == 0 &&
+	    (rc = tl_checkpoint_format(&cp, &text)) == 0)
+		rc = tl_note_sign(note, (const char *)text.data, text.len, f->origin, &b->kp);
+	tl_buf_release(&text);
+	return rc;
+}
+
+/* Pushes records of our feeds while the peer's queue has room. */
+static void pump(struct peer *p)
+{
+	struct node *n = p->n;
+	for (size_t i = 0; i < p->ncursors && p->state == P_OPEN; i++) {
+		struct cursor *c = &p->cursors[i];
+		struct tl_feed f;
+		if (!c->known || tl_store_feed_get(n->store, c->origin, &f) != 0)
+			continue;
+		while (c->sent < f.head.size && p->wqueued < n->cfg.peer_wq_max &&
+		       p->state == P_OPEN) {
+			uint64_t end = c->sent + BATCH_RECORDS;
+			struct tl_buf m, note;
+			msgpack_packer pk;
+			if (end > f.head.size)
+				end = f.head.size;
+			tl_buf_init(&m, TL_FRAME_MAX);
+			tl_buf_init(&note, TL_NOTE_MAX);
+			msgpack_packer_init(&pk, &m, pack_write);
+			/* ["recs", origin, first, [rec...], checkpoint note] */
+			msgpack_pack_array(&pk, 5);
+			msgpack_pack_str_with_body(&pk, "recs", 4);
+			msgpack_pack_str_with_body(&pk, f.origin, TL_ORIGIN_LEN);
+			msgpack_pack_uint64(&pk, c->sent);
+			/* The count is patched below once the byte budget is known. */
+			size_t count_at = m.len;
+			msgpack_pack_array(&pk, 0xffff);
+			struct collect col = {&m, &pk, 0};
+			uint64_t seq = c->sent;
+			int rc = 0;
+			for (; seq < end && col.bytes < BATCH_BYTES && rc == 0; seq++)
+				rc = tl_store_scan(n->store, &f, seq, seq + 1, collect_rec, &col);
+			if (rc == 0)
+				rc = sign_checkpoint(n, p->book, &f, seq, &note);
+			if (rc) {
+				logm(0, "feed %s: cannot read records to send: %s", f.origin,
+				     tl_store_errmsg(n->store));
+				tl_buf_release(&m);
+				tl_buf_release(&note);
+				return;
+			}
+			uint16_t cnt = (uint16_t)(seq - c->sent);
+			m.data[count_at + 1] = (uint8_t)(cnt >> 8);
+			m.data[count_at + 2] = (uint8_t)cnt;
+			/* array16 for < 16 elements is not canonical: re-pack small ones. */
+			if (cnt < 16) {
+				m.data[count_at] = (uint8_t)(0x90 | cnt);
+				memmove(m.data + count_at + 1, m.data + count_at + 3,
+				        m.len - count_at - 3);
+				m.len -= 2;
+			}
+			msgpack_pack_str_with_body(&pk, (const char *)note.data, note.len);
+			logm(3, "peer %s: sending %s [%llu, %llu)", p->addr, f.origin,
+			     (unsigned long long)c->sent, (unsigned long long)seq);
+			c->sent = seq;
+			send_msg(p, m.data, m.len);
+			tl_buf_release(&m);
+			tl_buf_release(&note);
+		}
+	}
+}
+
+static void pump_all(struct node *n)
+{
+	for (struct peer *p = n->peers; p; p = p->next)
+		if (p->state == P_OPEN)
+			pump(p);
+}
+
+/* ------------------------------------------------------- frames in */
+
+/* Looks up the peer-side feed for an origin the remote may write. */
+static int remote_feed(struct peer *p, const char *origin, size_t len, struct tl_feed *f)
+{
+	char o[TL_ORIGIN_LEN + 1];
+	if (len != TL_ORIGIN_LEN)
+		return -1;
+	memcpy(o, origin, len);
+	o[len] = 0;
+	if (tl_store_feed_get(p->n->store, o, f) != 0)
+		return -1;
+	if ((f->flags & TL_FEED_OWN) || memcmp(f->o.pk, p->remote, 32) != 0 ||
+	    memcmp(f->peer, p->book->kp.pk, 32) != 0)
+		return -1;
+	return 0;
+}
+
+static void handle_heads(struct peer *p, const msgpack_object *list)
+{
+	if (list->type != MSGPACK_OBJECT_ARRAY) {
+		peer_close(p, "malformed heads");
+		return;
+	}
+	for (uint32_t i = 0; i < list->via.array.size; i++) {
+		const msgpack_object *h = &list->via.array.ptr[i];
+		if (h->type != MSGPACK_OBJECT_ARRAY || h->via.array.size != 2 ||
+		    h->via.array.ptr[0].type != MSGPACK_OBJECT_STR ||
+		    h->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+			peer_close(p, "malformed heads");
+			return;
+		}
+		const msgpack_object_str *o = &h->via.array.ptr[0].via.str;
+		uint64_t size = h->via.array.ptr[1].via.u64;
+		for (size_t c = 0; c < p->ncursors; c++) {
+			if (o->size != TL_ORIGIN_LEN ||
+			    memcmp(p->cursors[c].origin, o->ptr, TL_ORIGIN_LEN) != 0)
+				continue;
+			struct tl_feed f;
+			if (tl_store_feed_get(p->n->store, p->cursors[c].origin, &f) != 0)
+				continue;
+			if (size > f.head.size)
+				logm(1,
+				     "peer %s holds %llu entries of our feed %s but we have %llu: "
+				     "this node may be restored from an old copy",
+				     p->addr, (unsigned long long)size, f.origin,
+				     (unsigned long long)f.head.size);
+			p->cursors[c].sent = size < f.head.size ? size : f.head.size;
+			p->cursors[c].known = 1;
+		}
+	}
+	pump(p);
+}
+
+static void handle_recs(struct peer *p, const msgpack_object *a)
+{
+	struct tl_feed f;
+	const msgpack_object *o = &a[1], *first = &a[2], *recs = &a[3], *note = &a[4];
+	if (o->type != MSGPACK_OBJECT_STR || first->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+	    recs->type != MSGPACK_OBJECT_ARRAY || note->type != MSGPACK_OBJECT_STR ||
+	    recs->via.array.size == 0 || recs->via.array.size > 4096) {
+		peer_close(p, "malformed records message");
+		return;
+	}
+	if (remote_feed(p, o->via.str.ptr, o->via.str.size, &f) != 0) {
+		logm(1, "peer %s sent records of %.*s, which is not its feed in a channel with us",
+		     p->addr, (int)(o->via.str.size > 120 ? 120 : o->via.str.size), o->via.str.ptr);
+		{
+			peer_close(p, "records for a feed the peer does not write");
+			return;
+		}
+	}
+	struct job *j = calloc(1, sizeof *j);
+	if (!j) {
+		peer_close(p, "out of memory");
+		return;
+	}
+	j->type = J_INGEST;
+	j->peer = p;
+	memcpy(j->origin, f.origin, TL_ORIGIN_LEN + 1);
+	j->first = first->via.u64;
+	j->nrec = recs->via.array.size;
+	j->recoff = calloc(j->nrec + 1, sizeof *j->recoff);
+	tl_buf_init(&j->recbuf, TL_FRAME_MAX);
+	tl_buf_init(&j->note, TL_NOTE_MAX);
+	int rc = j->recoff ? 0 : TL_ENOMEM;
+	for (size_t i = 0; i < j->nrec && rc == 0; i++) {
+		const msgpack_object *r = &recs->via.array.ptr[i];
+		if (r->type != MSGPACK_OBJECT_BIN) {
+			rc = TL_EFORMAT;
+			break;
+		}
+		j->recoff[i] = j->recbuf.len;
+		rc = tl_buf_add(&j->recbuf, r->via.bin.ptr, r->via.bin.size);
+	}
+	if (rc == 0) {
+		j->recoff[j->nrec] = j->recbuf.len;
+		rc = tl_buf_add(&j->note, note->via.str.ptr, note->via.str.size);
+	}
+	if (rc) {
+		tl_buf_release(&j->recbuf);
+		tl_buf_release(&j->note);
+		free(j->recoff);
+		free(j);
+		{
+			peer_close(p, "malformed records message");
+			return;
+		}
+	}
+	p->pending_ingest++;
+	if (p->pending_ingest >= MAX_PENDING_INGEST && p->reading) {
+		uv_read_stop((uv_stream_t *)&p->tcp);
+		p->reading = 0;
+	}
+	job_submit(p->n, j);
+}
+
+static void handle_msg(struct peer *p, const uint8_t *m, size_t len)
+{
+	msgpack_unpacked u;
+	size_t off = 0, where = 0;
+	if (tl_mp_check(m, len, &where) != 0) {
+		peer_close(p, "malformed message (not canonical MessagePack)");
+		return;
+	}
+	msgpack_unpacked_init(&u);
+	if (msgpack_unpack_next(&u, (const char *)m, len, &off) != MSGPACK_UNPACK_SUCCESS) {
+		msgpack_unpacked_destroy(&u);
+		{
+			peer_close(p, "malformed message");
+			return;
+		}
+	}
+	const msgpack_object *o = &u.data;
+	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size == 0 ||
+	    o->via.array.ptr[0].type != MSGPACK_OBJECT_STR) {
+		msgpack_unpacked_destroy(&u);
+		{
+			peer_close(p, "malformed message");
+			return;
+		}
+	}
+	const msgpack_object *a = o->via.array.ptr;
+	const msgpack_object_str *t = &a[0].via.str;
+#define IS(s) (t->size == strlen(s) && memcmp(t->ptr, s, t->size) == 0)
+	if (IS("heads") && o->via.array.size == 2)
+		handle_heads(p, &a[1]);
+	else if (IS("recs") && o->via.array.size == 5)
+		handle_recs(p, a);
+	else if (IS("ping") && o->via.array.size == 1)
+		send_simple(p, "pong");
+	else if (IS("pong") && o->via.array.size == 1)
+		;
+	else
+		peer_close(p, "unknown message type");
+#undef IS
+	msgpack_unpacked_destroy(&u);
+}
+
+/* ------------------------------------------------- connection set-up */
+
+static int admitted(struct node *n, struct book *b, const uint8_t remote[TL_PUB_LEN])
+{
+	struct tl_feed *feeds = NULL;
+	size_t nf = 0;
+	int ok = 0;
+	if (tl_store_feed_list(n->store, &feeds, &nf) != 0)
+		return 0;
+	for (size_t i = 0; i < nf && !ok; i++)
+		ok = (feeds[i].flags & TL_FEED_OWN) && strcmp(feeds[i].book, b->name) == 0 &&
+		     memcmp(feeds[i].peer, remote, TL_PUB_LEN) == 0;
+	free(feeds);
+	return ok;
+}
+
+static void session_open(struct peer *p)
+{
+	char rh[17];
+	if (tl_hs_session(p->hs, &p->sess) != 0) {
+		peer_close(p, "handshake state lost");
+		return;
+	}
+	memcpy(p->remote, tl_hs_peer(p->hs), TL_PUB_LEN);
+	tl_hs_free(p->hs);
+	p->hs = NULL;
+	short_hex(rh, p->remote);
+	if (!admitted(p->n, p->book, p->remote)) {
+		logm(1, "refused peer %s… from %s: it shares no channel with book %s", rh, p->addr,
+		     p->book->name);
+		{
+			peer_close(p, "no shared channel");
+			return;
+		}
+	}
+	/* One session per pair of books: a newer one replaces an older one. */
+	for (struct peer *q = p->n->peers; q; q = q->next)
+		if (q != p && q->state == P_OPEN && q->book == p->book &&
+		    memcmp(q->remote, p->remote, 32) == 0)
+			peer_close(q, "replaced by a newer session");
+	p->state = P_OPEN;
+	p->opened_at = now_ms();
+	if (p->target) {
+		p->target->backoff = 0;
+		p->target->conn = p;
+	}
+	logm(2, "session open with %s… (%s) for book %s", rh, p->addr, p->book->name);
+	send_heads(p);
+}
+
+static void process_input(struct peer *p)
+{
+	struct node *n = p->n;
+	size_t off = 0;
+	while (p->state != P_CLOSING && off < p->rbuf.len) {
+		const uint8_t *in = p->rbuf.data + off;
+		size_t len = p->rbuf.len - off, used = 0;
+		if (p->state == P_HELLO) {
+			/* Inbound: "TLYH" || the book key the dialler wants. */
+			if (len < HELLO_LEN)
+				break;
+			if (memcmp(in, HELLO_MAGIC, 4) != 0) {
+				peer_close(p, "not a Tally peer (bad hello)");
+				return;
+			}
+			p->book = book_by_pk(n, in + 4);
+			if (!p->book) {
+				peer_close(p, "hello names a book this node does not host");
+				return;
+			}
+			if (tl_hs_new(&p->hs, TL_HS_RESPONDER, &p->book->kp, NULL) != 0) {
+				peer_close(p, "out of memory");
+				return;
+			}
+			p->state = P_HANDSHAKE;
+			off += HELLO_LEN;
+			continue;
+		}
+		if (p->state == P_HANDSHAKE) {
+			struct tl_buf out;
+			tl_buf_init(&out, 4096);
+			int rc = tl_hs_step(p->hs, in, len, &used, &out);
+			if (rc == 0 && out.len)
+				send_raw(p, out.data, out.len);
+			tl_buf_release(&out);
+			if (rc) {
+				logm(1, "handshake with %s failed: %s", p->addr, tl_strerror(rc));
+				{
+					peer_close(p, "handshake failed");
+					return;
+				}
+			}
+			off += used;
+			if (tl_hs_done(p->hs))
+				session_open(p);
+			else if (used == 0)
+				break;
+			continue;
+		}
+		/* P_OPEN: frames. */
+		struct tl_buf pt;
+		tl_buf_init(&pt, TL_FRAME_MAX);
+		int rc = tl_session_open(&p->sess, in, len, &used, &pt);
+		if (rc) {
+			tl_buf_release(&pt);
+			logm(1, "peer %s: %s frame: dropping the connection", p->addr,
+			     rc == TL_ETOOBIG ? "oversized" : "unauthenticated or replayed");
+			{
+				peer_close(p, "bad frame");
+				return;
+			}
+		}
+		if (used == 0) {
+			tl_buf_release(&pt);
+			break;
+		}
+		off += used;
+		p->last_rx = now_ms();
+		handle_msg(p, pt.data, pt.len);
+		tl_buf_release(&pt);
+	}
+	if (p->state == P_CLOSING)
+		return;
+	memmove(p->rbuf.data, p->rbuf.data + off, p->rbuf.len - off);
+	p->rbuf.len -= off;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct peer *p = h->data;
+	(void)suggested;
+	if (tl_buf_reserve(&p->rbuf, 65536) != 0) {
+		buf->base = NULL;
+		buf->len = 0;
+		return;
+	}
+	buf->base = (char *)p->rbuf.data + p->rbuf.len;
+	buf->len = p->rbuf.cap - p->rbuf.len - 1;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct peer *p = s->data;
+	(void)buf;
+	if (nread < 0) {
+		peer_close(p, nread == UV_EOF ? "closed by peer" : uv_strerror((int)nread));
+		return;
+	}
+	if (nread == 0) {
+		if (!buf->base)
+			peer_close(p, "receive buffer over its cap");
+		return;
+	}
+	p->rbuf.len += (size_t)nread;
+	p->last_rx = now_ms();
+	process_input(p);
+}
+
+static void on_peer_closed(uv_handle_t *h)
+{
+	struct peer *p = h->data;
+	struct node *n = p->n;
+	for (struct peer **pp = &n->peers; *pp; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	tl_buf_release(&p->rbuf);
+	tl_session_wipe(&p->sess);
+	if (p->hs)
+		tl_hs_free(p->hs);
+	free(p->cursors);
+	free(p);
+}
+
+static void peer_close(struct peer *p, const char *why)
+{
+	if (p->state == P_CLOSING)
+		return;
+	logm(p->state == P_OPEN ? 2 : 3, "connection %s closed: %s", p->addr, why);
+	p->state = P_CLOSING;
+	if (p->target) {
+		struct target *t = p->target;
+		if (t->conn == p)
+			t->conn = NULL;
+		t->dialing = 0;
+		t->backoff = t->backoff ? t->backoff * 2 : BACKOFF_MIN_MS;
+		if (t->backoff > BACKOFF_MAX_MS)
+			t->backoff = BACKOFF_MAX_MS;
+		/* Jitter: a random point in [backoff/2, backoff]. */
+		t->next_try = now_ms() + t->backoff / 2 + randombytes_uniform(t->backoff / 2 + 1);
+	}
+	/* Jobs still running for this peer must not call back into it. */
+	for (struct job *j = p->n->jobs_head; j; j = j->next)
+		if (j->peer == p)
+			j->peer = NULL;
+	uv_close((uv_handle_t *)&p->tcp, on_peer_closed);
+}
+
+static struct peer *peer_new(struct node *n)
+{
+	struct peer *p = calloc(1, sizeof *p);
+	if (!p)
+		return NULL;
+	p->n = n;
+	tl_buf_init(&p->rbuf, TL_FRAME_MAX + TL_FRAME_OVERHEAD + 65536);
+	uv_tcp_init(&n->loop, &p->tcp);
+	p->tcp.data = p;
+	p->last_rx = now_ms();
+	p->opened_at = p->last_rx;
+	p->next = n->peers;
+	n->peers = p;
+	return p;
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct node *n = server->data;
+	if (status < 0 || n->stopping)
+		return;
+	struct peer *p = peer_new(n);
+	if (!p)
+		return;
+	p->state = P_HELLO;
+	if (uv_accept(server, (uv_stream_t *)&p->tcp) != 0) {
+		peer_close(p, "accept failed");
+		return;
+	}
+	struct sockaddr_storage ss;
+	int sl = sizeof ss;
+	if (uv_tcp_getpeername(&p->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+		char ip[48] = "?";
+		if (ss.ss_family == AF_INET)
+			uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
+		else
+			uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
+		snprintf(p->addr, sizeof p->addr, "%s:%d", ip,
+		         ntohs(((struct sockaddr_in *)&ss)->sin_port));
+	}
+	uv_tcp_nodelay(&p->tcp, 1);
+	uv_read_start((uv_stream_t *)&p->tcp, on_alloc, on_read);
+	p->reading = 1;
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+	struct peer *p = req->data;
+	free(req);
+	if (p->state == P_CLOSING)
+		return;
+	if (status < 0) {
+		peer_close(p, uv_strerror(status));
+		return;
+	}
+	uint8_t hello[HELLO_LEN];
+	struct tl_buf out;
+	memcpy(hello, HELLO_MAGIC, 4);
+	memcpy(hello + 4, p->remote, TL_PUB_LEN);
+	send_raw(p, hello, sizeof hello);
+	tl_buf_init(&out, 4096);
+	if (tl_hs_new(&p->hs, TL_HS_INITIATOR, &p->book->kp, p->remote) != 0 ||
+	    tl_hs_start(p->hs, &out) != 0) {
+		tl_buf_release(&out);
+		peer_close(p, "handshake set-up failed");
+		return;
+	}
+	send_raw(p, out.data, out.len);
+	tl_buf_release(&out);
+	p->state = P_HANDSHAKE;
+	uv_tcp_nodelay(&p->tcp, 1);
+	uv_read_start((uv_stream_t *)&p->tcp, on_alloc, on_read);
+	p->reading = 1;
+}
+
+static int parse_addr(const char *s, struct sockaddr_storage *ss)
+{
+	char host[TL_ADDR_MAX + 1];
+	const char *colon = strrchr(s, ':');
+	uint64_t port;
+	if (!colon || (size_t)(colon - s) >= sizeof host ||
+	    tl_parse_u64(colon + 1, strlen(colon + 1), &port) != 0 || port > 65535)
+		return -1;
+	memcpy(host, s, (size_t)(colon - s));
+	host[colon - s] = 0;
+	if (host[0] == '[') { /* [v6]:port */
+		size_t hl = strlen(host);
+		if (hl < 2 || host[hl - 1] != ']')
+			return -1;
+		host[hl - 1] = 0;
+		return uv_ip6_addr(host + 1, (int)port, (struct sockaddr_in6 *)ss) == 0 ? 0 : -1;
+	}
+	if (strcmp(host, "localhost") == 0)
+		strcpy(host, "127.0.0.1");
+	return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0 ? 0 : -1;
+}
+
+static void dial(struct node *n, struct target *t)
+{
+	struct sockaddr_storage ss;
+	char rh[17];
+	if (parse_addr(t->p.addr, &ss) != 0) {
+		logm(0, "peer address '%s' is not HOST:PORT with a numeric IP", t->p.addr);
+		t->next_try = now_ms() + BACKOFF_MAX_MS;
+		return;
+	}
+	struct peer *p = peer_new(n);
+	uv_connect_t *req = malloc(sizeof *req);
+	if (!p || !req) {
+		free(req);
+		return;
+	}
+	p->outbound = 1;
+	p->target = t;
+	p->book = t->book;
+	memcpy(p->remote, t->p.pk, TL_PUB_LEN);
+	snprintf(p->addr, sizeof p->addr, "%s", t->p.addr);
+	p->state = P_CONNECTING;
+	req->data = p;
+	t->dialing = 1;
+	t->conn = p;
+	short_hex(rh, t->p.pk);
+	logm(3, "dialling %s… at %s for book %s", rh, t->p.addr, t->book->name);
+	if (uv_tcp_connect(req, &p->tcp, (struct sockaddr *)&ss, on_connect) != 0) {
+		free(req);
+		peer_close(p, "connect failed");
+	}
+}
+
+/* Refreshes the dial list from the peers table. The side with the lower
+ * key dials, so a pair of nodes keeps one session per pair of books. */
+static void load_targets(struct node *n)
+{
+	struct tl_peer *ps = NULL;
+	size_t np = 0;
+	if (tl_store_peer_list(n->store, &ps, &np) != 0)
+		return;
+	for (size_t i = 0; i < np; i++) {
+		struct book *b = book_by_name(n, ps[i].book);
+		if (!b || memcmp(b->kp.pk, ps[i].pk, 32) >= 0)
+			continue;
+		struct target *t;
+		for (t = n->targets; t; t = t->next)
+			if (t->book == b && memcmp(t->p.pk, ps[i].pk, 32) == 0)
+				break;
+		if (t) {
+			memcpy(t->p.addr, ps[i].addr, sizeof t->p.addr);
+			continue;
+		}
+		if (!(t = calloc(1, sizeof *t)))
+			break;
+		t->p = ps[i];
+		t->book = b;
+		t->next = n->targets;
+		n->targets = t;
+	}
+	free(ps);
+}
+
+/* ------------------------------------------------------------ jobs */
+
+static int ingest(struct node *n, struct job *j)
+{
+	struct tl_feed f;
+	struct tl_note note;
+	struct tl_checkpoint cp;
+	struct tl_vkey vk;
+	int rc;
+
+	if ((rc = tl_store_feed_get(n->store, j->origin, &f)) != 0)
+		return snprintf(j->err, sizeof j->err, "%s", tl_store_errmsg(n->store)), rc;
+	/* Records we have already: identical ones are duplicates to skip; a
+	 * different record for a stored seq is an equivocation proof. */
+	size_t skip = 0;
+	if (j->first > f.head.size) {
+		snprintf(j->err, sizeof j->err,
+		         "feed %s: batch starts at seq %llu but we have %llu", j->origin,
+		         (unsigned long long)j->first, (unsigned long long)f.head.size);
+		return TL_ECHAIN;
+	}
+	struct tl_buf mine;
+	tl_buf_init(&mine, TL_RECORD_MAX);
+	for (; skip < j->nrec && j->first + skip < f.head.size; skip++) {
+		uint8_t leaf[32], have[32];
+		const uint8_t *r = j->recbuf.data + j->recoff[skip];
+		size_t rl = j->recoff[skip + 1] - j->recoff[skip];
+		uint64_t seq = j->first + skip;
+		tl_record_leaf_hash(leaf, r, rl);
+		if ((rc = tl_store_leaf(n->store, &f, seq, have)) != 0)
+			break;
+		if (memcmp(leaf, have, 32) == 0)
+			continue;
+		struct tl_entry e;
+		if (tl_record_decode(&e, r, rl, NULL) == 0 && tl_record_verify_sig(&e) == 0 &&
+		    e.seq == seq && tl_store_record(n->store, &f, seq, &mine) == 0 &&
+		    tl_store_fork_put(n->store, &f, seq, mine.data, mine.len, r, rl) == 0) {
+			j->forked = 1;
+			snprintf(j->err, sizeof j->err,
+			         "feed %s: seq %llu: FORK — the author signed two different "
+			         "records; both kept as evidence",
+			         j->origin, (unsigned long long)seq);
+			tl_buf_release(&mine);
+			return TL_EFORK;
+		}
+		snprintf(j->err, sizeof j->err,
+		         "feed %s: seq %llu: a different record that does not verify", j->origin,
+		         (unsigned long long)seq);
+		tl_buf_release(&mine);
+		return TL_ESIG;
+	}
+	tl_buf_release(&mine);
+	if (rc)
+		return snprintf(j->err, sizeof j->err, "%s", tl_store_errmsg(n->store)), rc;
+	size_t m = j->nrec - skip;
+	j->new_size = f.head.size;
+	if (m == 0)
+		return 0;
+
+	/* The batch's checkpoint: signed by the feed key, for exactly the new
+	 * size, and its root must be the root after these records. */
+	memset(&note, 0, sizeof note);
+	if ((rc = tl_note_parse(&note, (const char *)j->note.data, j->note.len)) != 0 ||
+	    (rc = tl_checkpoint_parse(&cp, note.raw, note.text_len)) != 0 ||
+	    strcmp(cp.origin, f.origin) != 0 || cp.size != j->first + j->nrec) {
+		snprintf(j->err, sizeof j->err,
+		         "feed %s: batch checkpoint is malformed or names "
+		         "another size",
+		         j->origin);
+		tl_note_release(&note);
+		return rc ? rc : TL_EPROOF;
+	}
+	if ((rc = tl_vkey_from_pub(&vk, f.origin, TL_SIGTYPE_ED25519, f.o.pk)) != 0 ||
+	    (rc = tl_note_verify(&note, &vk)) != 0) {
+		snprintf(j->err, sizeof j->err,
+		         "feed %s: batch checkpoint signature does not verify", j->origin);
+		tl_note_release(&note);
+		return TL_ESIG;
+	}
+	struct tl_rec *recs = calloc(m, sizeof *recs);
+	struct tl_merkle_acc acc;
+	uint8_t root[32];
+	if (!recs) {
+		tl_note_release(&note);
+		return TL_ENOMEM;
+	}
+	/* Root of the stored prefix plus these records, before anything is
+	 * stored: the stored hashes give the frontier in O(log n). */
+	struct tl_feed_head head = f.head;
+	rc = tl_store_frontier(n->store, &f, &acc);
+	for (size_t i = 0; i < m && rc == 0; i++) {
+		const uint8_t *r = j->recbuf.data + j->recoff[skip + i];
+		size_t rl = j->recoff[skip + i + 1] - j->recoff[skip + i];
+		struct tl_entry e;
+		uint8_t leaf[32];
+		unsigned nc;
+		uint8_t comp[64][32];
+		recs[i] = (struct tl_rec){r, rl};
+		if ((rc = tl_record_decode(&e, r, rl, NULL)) != 0 ||
+		    (rc = tl_feed_check_next(&head, &f.o, &e)) != 0) {
+			snprintf(j->err, sizeof j->err, "feed %s: seq %llu: %s", j->origin,
+			         (unsigned long long)head.size, tl_strerror(rc));
+			break;
+		}
+		if (!(e.kind_len == 4 && memcmp(e.kind, "seen", 4) == 0))
+			j->has_content = 1;
+		tl_record_leaf_hash(leaf, r, rl);
+		tl_merkle_acc_push(&acc, leaf, comp, &nc);
+		tl_feed_advance(&head, leaf);
+	}
+	if (rc == 0) {
+		tl_merkle_acc_root(&acc, root);
+		if (sodium_memcmp(root, cp.root, 32) != 0) {
+			snprintf(j->err, sizeof j->err,
+			         "feed %s: batch checkpoint root does not match the records",
+			         j->origin);
+			rc = TL_EPROOF;
+		}
+	}
+	size_t bad = 0;
+	/* Signatures are checked by the store inside the write transaction. */
+	if (rc == 0 &&
+	    (rc = tl_store_append(n->store, f.origin, recs, m, TL_APPEND_VERIFY, &bad, &f)) != 0)
+		snprintf(j->err, sizeof j->err, "%s", tl_store_errmsg(n->store));
+	if (rc == 0 && (rc = tl_store_checkpoint_put(n->store, &f, cp.size,
+	                                             (const char *)j->note.data, j->note.len)) != 0)
+		snprintf(j->err, sizeof j->err, "%s", tl_store_errmsg(n->store));
+	if (rc == 0) {
+		j->new_size = f.head.size;
+		j->stored = m;
+		j->first = j->first + skip;
+	}
+	free(recs);
+	tl_note_release(&note);
+	return rc;
+}
+
+static int channel_open(struct node *n, struct job *j)
+{
+	struct tl_channel ch;
+	int rc = tl_channel_open(n->store, j->book->name, &j->book->kp, j->peer_pk, j->label,
+	                         j->addr, book_by_pk(n, j->peer_pk) != NULL, now_ms(), &ch);
+	if (rc) {
+		snprintf(j->err, sizeof j->err, "%s", tl_store_errmsg(n->store));
+		return rc;
+	}
+	memcpy(j->origin, ch.origin, sizeof j->origin);
+	memcpy(j->peer_origin, ch.peer_origin, sizeof j->peer_origin);
+	return 0;
+}
+
+static void job_work(uv_work_t *req)
+{
+	struct job *j = req->data;
+	struct node *n = j->n;
+	switch (j->type) {
+	case J_APPEND: {
+		struct tl_feed f;
+		if ((j->rc = tl_store_feed_get(n->store, j->origin, &f)) == 0)
+			j->first_seq = f.head.size;
+		if (j->rc == 0)
+			j->rc = tl_feed_append_local(n->store, j->origin, &j->book->kp, j->items,
+			                             j->nitems, 1024, now_ms(), j->out, NULL, NULL,
+			                             NULL);
+		if (j->rc)
+			snprintf(j->err, sizeof j->err, "%s",
+			         j->rc == TL_EINVAL || j->rc == TL_ETOOBIG
+			                 ? tl_strerror(j->rc)
+			                 : tl_store_errmsg(n->store));
+		break;
+	}
+	case J_INGEST:
+		j->rc = ingest(n, j);
+		break;
+	case J_CHANNEL_OPEN:
+		j->rc = channel_open(n, j);
+		break;
+	}
+}
+
+static void job_free(struct job *j)
+{
+	tl_buf_release(&j->kinds);
+	tl_buf_release(&j->bodies);
+	tl_buf_release(&j->recbuf);
+	tl_buf_release(&j->note);
+	free(j->items);
+	free(j->out);
+	free(j->recoff);
+	json_decref(j->reply_id);
+	free(j);
+}
+
+static void ctl_reply(struct ctl *c, json_t *id, json_t *result, const char *error);
+static void job_start_next(struct node *n);
+static void receipt_schedule(struct node *n, const char *seen_origin);
+
+static void job_done(uv_work_t *req, int status)
+{
+	struct job *j = req->data;
+	struct node *n = j->n;
+	(void)status;
+	n->jobs_head = j->next;
+	if (!n->jobs_head)
+		n->jobs_tail = NULL;
+	n->job_running = 0;
+
+	if (j->type == J_APPEND) {
+		if (j->ctl) {
+			json_t *arr = json_array();
+			char hex[65];
+			for (size_t i = 0; j->rc == 0 && i < j->nitems; i++) {
+				tl_hex_encode(hex, j->out[i].leaf, 32);
+				json_array_append_new(arr, json_pack("{s:I,s:s}", "seq",
+				                                     (json_int_t)j->out[i].seq,
+				                                     "leaf", hex));
+			}
+			ctl_reply(j->ctl, j->reply_id,
+			          j->rc ? NULL
+			                : json_pack("{s:s,s:o}", "origin", j->origin, "appended",
+			                            arr),
+			          j->rc ? j->err : NULL);
+			if (j->rc)
+				json_decref(arr);
+			j->ctl->busy = 0;
+		}
+		if (j->rc == 0) {
+			for (size_t i = 0; i < j->nitems; i++)
+				emit(n, "append", j->origin, j->out[i].seq, 1, j->items[i].kind,
+				     j->out[i].leaf);
+			pump_all(n);
+		}
+	} else if (j->type == J_INGEST) {
+		struct peer *p = j->peer;
+		if (j->rc == 0 && j->stored) {
+			logm(3, "ingested %s [%llu, %llu)", j->origin, (unsigned long long)j->first,
+			     (unsigned long long)j->new_size);
+			emit(n, "ingest", j->origin, j->first, j->stored, NULL, NULL);
+			if (j->has_content)
+				receipt_schedule(n, j->origin);
+		} else if (j->rc) {
+			logm(j->rc == TL_EFORK ? 0 : 1, "refused records from peer %s: %s",
+			     p ? p->addr : "(gone)", j->err);
+			if (j->rc == TL_EFORK)
+				emit(n, "fork", j->origin, j->first, 0, NULL, NULL);
+			if (p)
+				peer_close(p, "sent records that do not verify");
+		}
+		if (p && p->state != P_CLOSING) {
+			p->pending_ingest--;
+			if (!p->reading && p->pending_ingest < MAX_PENDING_INGEST) {
+				uv_read_start((uv_stream_t *)&p->tcp, on_alloc, on_read);
+				p->reading = 1;
+			}
+		}
+	} else if (j->type == J_CHANNEL_OPEN) {
+		if (j->ctl) {
+			ctl_reply(j->ctl, j->reply_id,
+			          j->rc ? NULL
+			                : json_pack("{s:s,s:s}", "origin", j->origin, "peer_origin",
+			                            j->peer_origin),
+			          j->rc ? j->err : NULL);
+			j->ctl->busy = 0;
+		}
+		if (j->rc == 0) {
+			load_targets(n);
+			/* Sessions already open learn about the new channel. */
+			for (struct peer *p = n->peers; p; p = p->next)
+				if (p->state == P_OPEN && p->book == j->book &&
+				    memcmp(p->remote, j->peer_pk, 32) == 0)
+					send_heads(p);
+			emit(n, "channel", j->origin, 0, 0, NULL, NULL);
+		}
+	}
+	job_free(j);
+	job_start_next(n);
+}
+
+static void job_start_next(struct node *n)
+{
+	if (n->job_running || !n->jobs_head)
+		return;
+	n->job_running = 1;
+	n->jobs_head->req.data = n->jobs_head;
+	uv_queue_work(&n->loop, &n->jobs_head->req, job_work, job_done);
+}
+
+static void job_submit(struct node *n, struct job *j)
+{
+	j->n = n;
+	j->next = NULL;
+	if (n->jobs_tail)
+		n->jobs_tail->next = j;
+	else
+		n->jobs_head = j;
+	n->jobs_tail = j;
+	job_start_next(n);
+}
+
+/* ----------------------------------------------------------- receipts */
+
+/* After ingesting a counterparty's entries, our feed in that channel gets a
+ * `seen` entry with the checkpoint we verified — at most once a second. */
+static void receipt_schedule(struct node *n, const char *seen_origin)
+{
+	for (struct receipt *r = n->receipts; r; r = r->next)
+		if (strcmp(r->seen, seen_origin) == 0)
+			return;
+	struct tl_feed pf, *feeds = NULL;
+	size_t nf = 0;
+	if (tl_store_feed_get(n->store, seen_origin, &pf) != 0 ||
+	    tl_store_feed_list(n->store, &feeds, &nf) != 0)
+		return;
+	for (size_t i = 0; i < nf; i++) {
+		if (!(feeds[i].flags & TL_FEED_OWN) ||
+		    memcmp(feeds[i].o.channel, pf.o.channel, TL_CHANNEL_LEN) != 0 ||
+		    memcmp(feeds[i].o.pk, pf.o.pk, 32) == 0)
+			continue;
+		struct receipt *r = calloc(1, sizeof *r);
+		if (!r)
+			break;
+		memcpy(r->own, feeds[i].origin, sizeof r->own);
+		memcpy(r->seen, seen_origin, sizeof r->seen);
+		r->due = now_ms() + RECEIPT_INTERVAL_MS;
+		r->next = n->receipts;
+		n->receipts = r;
+		break;
+	}
+	free(feeds);
+}
+
+static void receipts_flush(struct node *n)
+{
+	uint64_t now = now_ms();
+	for (struct receipt **rp = &n->receipts; *rp;) {
+		struct receipt *r = *rp;
+		if (r->due > now) {
+			rp = &r->next;
+			continue;
+		}
+		*rp = r->next;
+		struct tl_feed own, seen;
+		struct tl_buf note;
+		uint64_t size = 0;
+		tl_buf_init(&note, TL_NOTE_MAX);
+		if (tl_store_feed_get(n->store, r->own, &own) == 0 &&
+		    tl_store_feed_get(n->store, r->seen, &seen) == 0 &&
+		    tl_store_checkpoint_get(n->store, &seen, UINT64_MAX, &note, &size) == 0) {
+			struct book *b = book_by_name(n, own.book);
+			json_t *body = json_pack("{s:s,s:I,s:s%}", "feed", seen.origin, "size",
+			                         (json_int_t)size, "checkpoint",
+			                         (const char *)note.data, note.len);
+			struct job *j = calloc(1, sizeof *j);
+			char err[128];
+			if (b && body && j) {
+				j->type = J_APPEND;
+				j->book = b;
+				memcpy(j->origin, own.origin, sizeof j->origin);
+				tl_buf_init(&j->bodies, TL_ENTRY_MAX);
+				tl_buf_init(&j->kinds, 64);
+				j->items = calloc(1, sizeof *j->items);
+				j->out = calloc(1, sizeof *j->out);
+				if (j->items && j->out && tl_buf_add(&j->kinds, "seen", 5) == 0 &&
+				    tl_json_to_mp(body, &j->bodies, err, sizeof err) == 0) {
+					j->nitems = 1;
+					j->items[0] =
+					        (struct tl_item){(const char *)j->kinds.data, 4,
+					                         j->bodies.data, j->bodies.len};
+					job_submit(n, j);
+					j = NULL;
+				}
+			}
+			if (j)
+				job_free(j);
+			json_decref(body);
+		}
+		tl_buf_release(&note);
+		free(r);
+	}
+}
+
+/* ------------------------------------------------------ control socket */
+
+static void ctl_written(uv_write_t *w, int status)
+{
+	(void)status;
+	free(w);
+}
+
+static void ctl_write(struct ctl *c, const char *line)
+{
+	size_t len = strlen(line);
+	uv_write_t *w = malloc(sizeof *w + len + 1);
+	if (!w || c->closing) {
+		free(w);
+		return;
+	}
+	char *data = (char *)(w + 1);
+	memcpy(data, line, len);
+	data[len] = '\n';
+	uv_buf_t b = uv_buf_init(data, (unsigned)len + 1);
+	w->data = w;
+	if (uv_write(w, (uv_stream_t *)&c->pipe, &b, 1, ctl_written) != 0)
+		free(w);
+}
+
+static void ctl_reply(struct ctl *c, json_t *id, json_t *result, const char *error)
+{
+	json_t *o = json_object();
+	json_object_set(o, "id", id ? id : json_null());
+	json_object_set_new(o, "ok", json_boolean(error == NULL));
+	if (error)
+		json_object_set_new(o, "error", json_string(error));
+	else if (result)
+		json_object_set_new(o, "result", result);
+	char *s = json_dumps(o, JSON_COMPACT);
+	if (s)
+		ctl_write(c, s);
+	free(s);
+	json_decref(o);
+}
+
+static void emit(struct node *n, const char *event, const char *origin, uint64_t seq,
+                 uint64_t count, const char *kind, const uint8_t *leaf)
+{
+	char hex[65], ch[TL_CHANNEL_LEN * 2 + 1];
+	json_t *o = NULL;
+	struct tl_origin og;
+	if (tl_origin_parse(&og, origin, strlen(origin)) != 0)
+		return;
+	tl_hex_encode(ch, og.channel, TL_CHANNEL_LEN);
+	for (struct ctl *c = n->ctls; c; c = c->next) {
+		if (!c->watching || c->closing ||
+		    (c->watch_channel[0] && strcmp(c->watch_channel, ch) != 0))
+			continue;
+		if (!o) {
+			o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I}", "event", event, "origin", origin,
+			              "channel", ch, "seq", (json_int_t)seq, "count",
+			              (json_int_t)count, "time_ms", (json_int_t)now_ms());
+			if (kind)
+				json_object_set_new(o, "kind", json_string(kind));
+			if (leaf) {
+				tl_hex_encode(hex, leaf, 32);
+				json_object_set_new(o, "leaf", json_string(hex));
+			}
+		}
+		char *s = json_dumps(o, JSON_COMPACT);
+		if (s)
+			ctl_write(c, s);
+		free(s);
+	}
+	json_decref(o);
+}
+
+static json_t *status_json(struct node *n)
+{
+	json_t *books = json_array(), *peers = json_array();
+	char hex[65];
+	for (size_t i = 0; i < n->nbooks; i++) {
+		tl_hex_encode(hex, n->books[i].kp.pk, 32);
+		json_array_append_new(
+		        books, json_pack("{s:s,s:s}", "book", n->books[i].name, "public_key", hex));
+	}
+	for (struct peer *p = n->peers; p; p = p->next) {
+		if (p->state != P_OPEN)
+			continue;
+		tl_hex_encode(hex, p->remote, 32);
+		json_array_append_new(peers,
+		                      json_pack("{s:s,s:s,s:s,s:b,s:I}", "peer", hex, "book",
+		                                p->book->name, "addr", p->addr, "outbound",
+		                                p->outbound, "queued", (json_int_t)p->wqueued));
+	}
+	return json_pack("{s:s,s:o,s:o}", "version", TL_VERSION, "books", books, "peers", peers);
+}
+
+static void ctl_request(struct ctl *c, const char *line, size_t len)
+{
+	struct node *n = c->n;
+	json_error_t je;
+	json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
+	json_t *id = req ? json_object_get(req, "id") : NULL;
+	const char *op = req ? json_string_value(json_object_get(req, "op")) : NULL;
+	char err[256];
+	if (!req || !op) {
+		ctl_reply(c, NULL, NULL, req ? "missing \"op\"" : "request is not JSON");
+		goto out;
+	}
+	if (strcmp(op, "status") == 0) {
+		ctl_reply(c, id, status_json(n), NULL);
+	} else if (strcmp(op, "watch") == 0) {
+		const char *ch = json_string_value(json_object_get(req, "channel"));
+		c->watching = 1;
+		snprintf(c->watch_channel, sizeof c->watch_channel, "%s", ch ? ch : "");
+		ctl_reply(c, id, json_pack("{s:b}", "watching", 1), NULL);
+	} else if (strcmp(op, "append") == 0 || strcmp(op, "channel_open") == 0) {
+		if (c->busy) {
+			ctl_reply(c, id, NULL, "one request at a time per connection");
+			goto out;
+		}
+		struct job *j = calloc(1, sizeof *j);
+		if (!j)
+			goto out;
+		j->ctl = c;
+		j->reply_id = json_incref(id);
+		tl_buf_init(&j->kinds, CTL_LINE_MAX);
+		tl_buf_init(&j->bodies, CTL_LINE_MAX);
+		tl_buf_init(&j->recbuf, 0);
+		tl_buf_init(&j->note, 0);
+		const char *e = NULL;
+		if (strcmp(op, "channel_open") == 0) {
+			const char *book = json_string_value(json_object_get(req, "book"));
+			const char *peer = json_string_value(json_object_get(req, "peer"));
+			const char *label = json_string_value(json_object_get(req, "label"));
+			const char *addr = json_string_value(json_object_get(req, "addr"));
+			j->type = J_CHANNEL_OPEN;
+			if (!book || !(j->book = book_by_name(n, book)))
+				e = "no such book on this node";
+			else if (!peer || strlen(peer) != 64 ||
+			         tl_hex_decode(j->peer_pk, 32, peer, 64) != 0)
+				e = "peer must be a 64-digit hex public key";
+			else if (memcmp(j->peer_pk, j->book->kp.pk, 32) == 0)
+				e = "a channel needs two different books";
+			else if (label && (strlen(label) == 0 || strlen(label) > TL_LABEL_MAX))
+				e = "label must be 1-128 bytes";
+			else if (addr && strlen(addr) > TL_ADDR_MAX)
+				e = "address too long";
+			else {
+				struct sockaddr_storage ss;
+				if (addr && *addr && parse_addr(addr, &ss) != 0)
+					e = "address must be HOST:PORT with a numeric IP or "
+					    "localhost";
+			}
+			snprintf(j->label, sizeof j->label, "%s", label ? label : "default");
+			snprintf(j->addr, sizeof j->addr, "%s", addr ? addr : "");
+		} else {
+			const char *origin = json_string_value(json_object_get(req, "origin"));
+			json_t *items = json_object_get(req, "items");
+			struct tl_feed f;
+			j->type = J_APPEND;
+			if (!origin || tl_store_feed_get(n->store, origin, &f) != 0)
+				e = "no such feed";
+			else if (!(f.flags & TL_FEED_OWN) || !(j->book = book_by_name(n, f.book)))
+				e = "only the author of a feed appends to it";
+			else if (!json_is_array(items) || json_array_size(items) == 0)
+				e = "items must be a non-empty array";
+			else {
+				size_t k = json_array_size(items);
+				memcpy(j->origin, f.origin, sizeof j->origin);
+				j->items = calloc(k, sizeof *j->items);
+				j->out = calloc(k, sizeof *j->out);
+				size_t *koff = calloc(k, sizeof *koff),
+				       *boff = calloc(k + 1, sizeof *boff);
+				if (!j->items || !j->out || !koff || !boff)
+					e = "out of memory";
+				for (size_t i = 0; !e && i < k; i++) {
+					json_t *it = json_array_get(items, i);
+					const char *kind =
+					        json_string_value(json_object_get(it, "kind"));
+					json_t *body = json_object_get(it, "body");
+					if (!kind || !*kind || strlen(kind) > TL_KIND_MAX ||
+					    !json_is_object(body)) {
+						e = "each item needs a kind and an object body";
+						break;
+					}
+					koff[i] = j->kinds.len;
+					boff[i] = j->bodies.len;
+					if (tl_buf_add(&j->kinds, kind, strlen(kind) + 1) != 0 ||
+					    tl_json_to_mp(body, &j->bodies, err, sizeof err) != 0) {
+						e = err;
+						break;
+					}
+				}
+				if (!e) {
+					boff[k] = j->bodies.len;
+					for (size_t i = 0; i < k; i++)
+						j->items[i] = (struct tl_item){
+						        (const char *)j->kinds.data + koff[i],
+						        strlen((const char *)j->kinds.data +
+						               koff[i]),
+						        j->bodies.data + boff[i],
+						        boff[i + 1] - boff[i]};
+					j->nitems = k;
+				}
+				free(koff);
+				free(boff);
+			}
+		}
+		if (e) {
+			ctl_reply(c, id, NULL, e);
+			job_free(j);
+			goto out;
+		}
+		c->busy = 1;
+		job_submit(n, j);
+	} else {
+		snprintf(err, sizeof err, "unknown op '%s'", op);
+		ctl_reply(c, id, NULL, err);
+	}
+out:
+	json_decref(req);
+}
+
+static void on_ctl_closed(uv_handle_t *h)
+{
+	struct ctl *c = h->data;
+	struct node *n = c->n;
+	for (struct ctl **cp = &n->ctls; *cp; cp = &(*cp)->next)
+		if (*cp == c) {
+			*cp = c->next;
+			break;
+		}
+	for (struct job *j = n->jobs_head; j; j = j->next)
+		if (j->ctl == c)
+			j->ctl = NULL;
+	tl_buf_release(&c->rbuf);
+	free(c);
+}
+
+static void ctl_close(struct ctl *c)
+{
+	if (c->closing)
+		return;
+	c->closing = 1;
+	for (struct job *j = c->n->jobs_head; j; j = j->next)
+		if (j->ctl == c)
+			j->ctl = NULL;
+	uv_close((uv_handle_t *)&c->pipe, on_ctl_closed);
+}
+
+static void ctl_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct ctl *c = h->data;
+	(void)suggested;
+	if (tl_buf_reserve(&c->rbuf, 65536) != 0) {
+		buf->base = NULL;
+		buf->len = 0;
+		return;
+	}
+	buf->base = (char *)c->rbuf.data + c->rbuf.len;
+	buf->len = c->rbuf.cap - c->rbuf.len - 1;
+}
+
+static void ctl_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct ctl *c = s->data;
+	(void)buf;
+	if (nread < 0 || (nread == 0 && !buf->base)) {
+		ctl_close(c);
+		return;
+	}
+	c->rbuf.len += (size_t)nread;
+	size_t off = 0;
+	for (;;) {
+		uint8_t *nl = memchr(c->rbuf.data + off, '\n', c->rbuf.len - off);
+		if (!nl)
+			break;
+		size_t l = (size_t)(nl - (c->rbuf.data + off));
+		if (l)
+			ctl_request(c, (const char *)c->rbuf.data + off, l);
+		off += l + 1;
+		if (c->closing)
+			return;
+	}
+	memmove(c->rbuf.data, c->rbuf.data + off, c->rbuf.len - off);
+	c->rbuf.len -= off;
+}
+
+static void on_ctl_connection(uv_stream_t *server, int status)
+{
+	struct node *n = server->data;
+	if (status < 0)
+		return;
+	struct ctl *c = calloc(1, sizeof *c);
+	if (!c)
+		return;
+	c->n = n;
+	tl_buf_init(&c->rbuf, CTL_LINE_MAX);
+	uv_pipe_init(&n->loop, &c->pipe, 0);
+	c->pipe.data = c;
+	c->next = n->ctls;
+	n->ctls = c;
+	if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0) {
+		ctl_close(c);
+		return;
+	}
+	uv_read_start((uv_stream_t *)&c->pipe, ctl_alloc, ctl_read);
+}
+
+/* ------------------------------------------------------ timer, signals */
+
+static void on_tick(uv_timer_t *t)
+{
+	struct node *n = t->data;
+	uint64_t now = now_ms();
+	if (n->stopping)
+		return;
+	for (struct peer *p = n->peers; p; p = p->next) {
+		if (p->state == P_CLOSING)
+			continue;
+		if (p->state != P_OPEN && now - p->opened_at > n->cfg.handshake_timeout_ms)
+			peer_close(p, "handshake timed out");
+		else if (p->state == P_OPEN && now - p->last_rx > n->cfg.idle_timeout_ms)
+			peer_close(p, "idle timeout");
+		else if (p->state == P_OPEN && now - p->last_rx > n->cfg.keepalive_ms / 2 &&
+		         p->wqueued == 0)
+			send_simple(p, "ping");
+	}
+	for (struct target *tg = n->targets; tg; tg = tg->next)
+		if (!tg->conn && !tg->dialing && now >= tg->next_try)
+			dial(n, tg);
+	receipts_flush(n);
+}
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	struct node *n = s->data;
+	if (n->stopping)
+		return;
+	logm(2, "%s: shutting down (jobs in flight finish first)",
+	     signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	n->stopping = 1;
+	for (struct peer *p = n->peers; p; p = p->next)
+		peer_close(p, "node shutting down");
+	for (struct ctl *c = n->ctls; c; c = c->next)
+		ctl_close(c);
+	uv_close((uv_handle_t *)&n->listener, NULL);
+	uv_close((uv_handle_t *)&n->control, NULL);
+	uv_close((uv_handle_t *)&n->tick, NULL);
+	uv_close((uv_handle_t *)&n->sigterm, NULL);
+	uv_close((uv_handle_t *)&n->sigint, NULL);
+}
+
+/* ------------------------------------------------------------- start */
+
+static int load_books(struct node *n)
+{
+	struct tl_book *bs = NULL;
+	size_t nb = 0;
+	char path[4400];
+	char *pass = sodium_malloc(1024);
+	size_t plen = 0;
+	int rc = 0;
+	if (!pass)
+		return TL_ENOMEM;
+	if (tl_store_book_list(n->store, &bs, &nb) != 0) {
+		sodium_free(pass);
+		return TL_ESTORE;
+	}
+	if (nb &&
+	    tl_passphrase_get(pass, 1024, &plen, "Passphrase for this node's books: ", 0) != 0) {
+		logm(0, "no passphrase: set TALLY_PASSPHRASE or start on a terminal");
+		rc = TL_EPASS;
+		goto out;
+	}
+	n->books = sodium_malloc(nb ? nb * sizeof *n->books : 1);
+	if (!n->books) {
+		rc = TL_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < nb; i++) {
+		struct book *b = &n->books[n->nbooks];
+		snprintf(path, sizeof path, "%s/keys/%s.key", n->cfg.home, bs[i].name);
+		memcpy(b->name, bs[i].name, sizeof b->name);
+		int krc = tl_keyfile_read(path, pass, plen, &b->kp);
+		if (krc) {
+			logm(0, "book %s: cannot unlock %s: %s", bs[i].name, path,
+			     krc == TL_EPASS ? "wrong passphrase or damaged key file"
+			                     : tl_strerror(krc));
+			rc = krc;
+			goto out;
+		}
+		n->nbooks++;
+	}
+out:
+	sodium_free(pass);
+	free(bs);
+	return rc;
+}
+
+int tl_node_run(const struct tl_node_config *cfg)
+{
+	struct node *n = calloc(1, sizeof *n);
+	char path[4400], err[512];
+	int rc, code = 3;
+	if (!n)
+		return 3;
+	n->cfg = *cfg;
+	n->lockfd = -1;
+	g_log_level = cfg->log_level;
+	signal(SIGPIPE, SIG_IGN);
+
+	/* One node per data directory. */
+	mkdir(cfg->home, 0700);
+	snprintf(path, sizeof path, "%s/tallyd.lock", cfg->home);
+	n->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (n->lockfd < 0 || flock(n->lockfd, LOCK_EX | LOCK_NB) != 0) {
+		logm(0, "%s: %s", path,
+		     n->lockfd < 0 ? strerror(errno)
+		                   : "another tallyd is running on this data directory");
+		goto out;
+	}
+	snprintf(path, sizeof path, "%s/store", cfg->home);
+	if (tl_store_open(&n->store, path, 0, 0, err, sizeof err) != 0) {
+		logm(0, "cannot open the store: %s", err);
+		goto out;
+	}
+	if (load_books(n) != 0)
+		goto out;
+	uv_loop_init(&n->loop);
+
+	struct sockaddr_storage ss;
+	if (parse_addr(cfg->listen, &ss) != 0) {
+		logm(0, "listen address '%s' is not HOST:PORT", cfg->listen);
+		code = 2;
+		goto out_loop;
+	}
+	uv_tcp_init(&n->loop, &n->listener);
+	n->listener.data = n;
+	if ((rc = uv_tcp_bind(&n->listener, (struct sockaddr *)&ss, 0)) != 0 ||
+	    (rc = uv_listen((uv_stream_t *)&n->listener, 128, on_connection)) != 0) {
+		logm(0, "cannot listen on %s: %s", cfg->listen, uv_strerror(rc));
+		goto out_loop;
+	}
+	/* Port 0 picks a free port: the address actually bound is written down
+	 * for tests and scripts. */
+	int sl = sizeof ss;
+	char ip[48] = "?", bound[80];
+	uv_tcp_getsockname(&n->listener, (struct sockaddr *)&ss, &sl);
+	if (ss.ss_family == AF_INET)
+		uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
+	else
+		uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
+	snprintf(bound, sizeof bound, ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip,
+	         ntohs(((struct sockaddr_in *)&ss)->sin_port));
+
+	snprintf(n->sock_path, sizeof n->sock_path, "%s/tallyd.sock", cfg->home);
+	unlink(n->sock_path);
+	uv_pipe_init(&n->loop, &n->control, 0);
+	n->control.data = n;
+	mode_t old = umask(0077);
+	rc = uv_pipe_bind(&n->control, n->sock_path);
+	umask(old);
+	if (rc != 0 || (rc = uv_listen((uv_stream_t *)&n->control, 16, on_ctl_connection)) != 0) {
+		logm(0, "cannot create control socket %s: %s", n->sock_path, uv_strerror(rc));
+		goto out_loop;
+	}
+	chmod(n->sock_path, 0600);
+
+	snprintf(n->addr_path, sizeof n->addr_path, "%s/tallyd.addr", cfg->home);
+	FILE *af = fopen(n->addr_path, "w");
+	if (af) {
+		fprintf(af, "%s\n", bound);
+		fclose(af);
+	}
+	uv_timer_init(&n->loop, &n->tick);
+	n->tick.data = n;
+	uv_timer_start(&n->tick, on_tick, 100, 100);
+	uv_signal_init(&n->loop, &n->sigterm);
+	uv_signal_init(&n->loop, &n->sigint);
+	n->sigterm.data = n->sigint.data = n;
+	uv_signal_start(&n->sigterm, on_signal, SIGTERM);
+	uv_signal_start(&n->sigint, on_signal, SIGINT);
+	load_targets(n);
+	logm(2, "tallyd %s listening on %s; %zu book(s); control %s", TL_VERSION, bound, n->nbooks,
+	     n->sock_path);
+
+	uv_run(&n->loop, UV_RUN_DEFAULT);
+	code = 0;
+	unlink(n->sock_path);
+	unlink(n->addr_path);
+out_loop:
+	uv_walk(&n->loop, close_walk, NULL);
+	uv_run(&n->loop, UV_RUN_DEFAULT);
+	uv_loop_close(&n->loop);
+out:
+	while (n->targets) {
+		struct target *t = n->targets;
+		n->targets = t->next;
+		free(t);
+	}
+	while (n->receipts) {
+		struct receipt *r = n->receipts;
+		n->receipts = r->next;
+		free(r);
+	}
+	if (n->books) {
+		for (size_t i = 0; i < n->nbooks; i++)
+			tl_key_wipe(&n->books[i].kp);
+		sodium_free(n->books);
+	}
+	tl_store_close(n->store);
+	if (n->lockfd >= 0)
+		close(n->lockfd);
+	if (code == 0)
+		logm(2, "stopped");
+	free(n);
+	return code;
+}
