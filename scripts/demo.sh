@@ -1,52 +1,85 @@
 #!/bin/sh
-# The offline walk-through: two books, a channel feed, signed entries, a
-# single-entry proof, an auditor's bundle, verification, and a tampered copy
-# that verification rejects. Everything happens in a scratch home under
+# The walk-through: a supplier's node and a customer's node on loopback, a
+# channel between them, entries crossing in real time both ways, receipts,
+# then an auditor's bundle of both feeds verified offline, a single-entry
+# proof, and a tampered copy that verification rejects. Everything lives in
 # build/demo; the passphrase is set here so that nothing prompts.
 set -eu
-tally=${1:-build/tally}
+bin=$(cd "$(dirname "${1:-build/tally}")" && pwd)
+tally=$bin/tally
+tallyd=$bin/tallyd
 root=$(cd "$(dirname "$0")/.." && pwd)
 demo=$root/build/demo
 rm -rf "$demo"
 mkdir -p "$demo"
-export TALLY_HOME="$demo/home" TALLY_PASSPHRASE="demo passphrase, not for production"
+export TALLY_PASSPHRASE="demo passphrase, not for production"
+S="$demo/supplier" C="$demo/customer"
+pids=""
+cleanup() {
+	for p in $pids; do kill "$p" 2>/dev/null || true; done
+	for p in $pids; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT INT TERM
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*" >&2; "$@"; }
+wait_file() { i=0; while [ ! -s "$1" ]; do i=$((i + 1)); [ $i -gt 200 ] && { echo "timeout waiting for $1" >&2; exit 1; }; sleep 0.05; done; }
+wait_size() { # home origin size
+	i=0
+	while :; do
+		n=$("$tally" --home "$1" --json feed list | tr '{' '\n' | grep "\"$2\"" | sed 's/.*"size":\([0-9]*\).*/\1/')
+		[ "${n:-0}" -ge "$3" ] && return 0
+		i=$((i + 1)); [ $i -gt 400 ] && { echo "timeout: $2 has ${n:-0} of $3 at $1" >&2; exit 1; }
+		sleep 0.05
+	done
+}
 
-step "1. The supplier and the customer each create a book (an Ed25519 key, encrypted at rest)"
-supplier=$(run "$tally" init --book supplier-sh)
-customer=$(run "$tally" init --book customer-bj)
-echo "supplier key $supplier"
-echo "customer key $customer"
+step "1. Each company creates its book (an Ed25519 key, encrypted at rest) and starts its node"
+supplier=$(run "$tally" --home "$S" init --book supplier-sh)
+customer=$(run "$tally" --home "$C" init --book customer-bj)
+"$tallyd" --home "$S" --listen 127.0.0.1:0 2>"$demo/supplier.log" & pids="$pids $!"
+"$tallyd" --home "$C" --listen 127.0.0.1:0 2>"$demo/customer.log" & pids="$pids $!"
+wait_file "$S/tallyd.addr"; wait_file "$C/tallyd.addr"
+echo "supplier $supplier  node at $(cat "$S/tallyd.addr")"
+echo "customer $customer  node at $(cat "$C/tallyd.addr")"
 
-step "2. The supplier opens its feed in the channel with the customer"
-origin=$(run "$tally" feed new --book supplier-sh --peer "$customer")
-echo "feed origin  $origin"
+step "2. Both open the channel (each side names the other's key and address)"
+sfeed=$(run "$tally" --home "$S" channel open --book supplier-sh --peer "$customer@$(cat "$C/tallyd.addr")")
+cfeed=$(run "$tally" --home "$C" channel open --book customer-bj --peer "$supplier@$(cat "$S/tallyd.addr")")
+wait_size "$C" "$sfeed" 1; wait_size "$S" "$cfeed" 1
+run "$tally" --home "$S" status
 
-step "3. It appends a statement of account, a reminder and a comment (signed, hash-chained)"
-run "$tally" feed append "$origin" --jsonl "$root/examples/statement.jsonl"
-run "$tally" feed log "$origin"
+step "3. The customer watches; the supplier sends a statement of account, a reminder, a comment"
+"$tally" --home "$C" watch >"$demo/watch.txt" 2>/dev/null & pids="$pids $!"
+sleep 0.3
+run "$tally" --home "$S" feed append "$sfeed" --jsonl "$root/examples/statement.jsonl"
+wait_size "$C" "$sfeed" 4
+sleep 0.2
+echo "-- what the customer's watch printed, as it happened:"
+cat "$demo/watch.txt"
 
-step "4. A signed checkpoint (C2SP tlog-checkpoint) and the feed's verifier key"
-run "$tally" feed checkpoint "$origin"
-vkey=$(run "$tally" feed vkey "$origin")
-echo "$vkey"
+step "4. The customer answers in its own feed; the supplier receives it at once"
+run "$tally" --home "$C" feed append "$cfeed" --kind comment \
+	--body '{"statement":"ST-2026-11-0042","text":"received, checking against our payables"}'
+wait_size "$S" "$cfeed" 3
+run "$tally" --home "$S" feed log "$cfeed"
+sleep 1.2 # receipts (`seen`) are batched once a second
+run "$tally" --home "$C" channel list
+run "$tally" --home "$S" channel list
 
-step "5. A self-contained proof of the statement (c2sp.org/tlog-proof@v1, record as extra)"
-run "$tally" feed prove "$origin" 0 -o "$demo/statement.tlog-proof"
-run "$tally" verify "$demo/statement.tlog-proof" --vkey "$vkey"
+step "5. An auditor's bundle of both feeds, from the customer's node, verified offline"
+run "$tally" --home "$C" export "$cfeed" "$sfeed" -o "$demo/bundle.json"
+run "$tally" verify "$demo/bundle.json"
 
-step "6. An auditor's bundle of the feed, verified without the data directory"
-run "$tally" export "$origin" -o "$demo/bundle.json"
-run "$tally" verify "$demo/bundle.json" --vkey "$vkey"
+step "6. A self-contained proof of the statement, verified with the supplier's feed key"
+run "$tally" --home "$S" feed prove "$sfeed" 1 -o "$demo/statement.tlog-proof"
+run "$tally" verify "$demo/statement.tlog-proof" --vkey "$("$tally" feed vkey "$sfeed")"
 
-step "7. Someone alters the statement inside the bundle: verification names the entry"
-# Change one base64 character inside the first record (100 characters in).
+step "7. Someone alters one character inside the bundle: verification names feed and seq"
 awk '!done && /^    "/ { c = substr($0, 100, 1); r = (c == "A") ? "B" : "A";
 	$0 = substr($0, 1, 99) r substr($0, 101); done = 1 } { print }' \
 	"$demo/bundle.json" >"$demo/tampered.json"
-if run "$tally" verify "$demo/tampered.json" --vkey "$vkey"; then
+if run "$tally" verify "$demo/tampered.json"; then
 	echo "demo: the tampered bundle verified — this is a bug" >&2
 	exit 1
 fi
-printf '\nThe demo home is %s (TALLY_HOME); the passphrase is "%s".\n' "$TALLY_HOME" "$TALLY_PASSPHRASE"
+printf '\nDemo data: %s (homes supplier/ and customer/, logs *.log).\n' "$demo"

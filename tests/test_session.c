@@ -1061,6 +1061,42 @@ static void test_frame_counter_exhausted(void **state)
 	tl_buf_release(&pt);
 }
 
+/* The frame layout of docs/session.md, built by hand: be32(len(pt) + 16)
+ * || XChaCha20-Poly1305(key, nonce = 16 zero bytes || be64(counter),
+ * AD = the 4 length bytes). seal produces exactly it; open reads it. */
+static void test_frame_format_matches_spec(void **state)
+{
+	(void)state;
+	struct tl_session a, b;
+	struct tl_buf wire, pt;
+	uint8_t want[4 + 3 + 16], nonce[24] = {0};
+	const uint64_t ctr = 0x0102030405060708ULL;
+	size_t used;
+
+	memset(&a, 0, sizeof(a));
+	memset(a.tx_key, 0x11, 32);
+	a.tx_ctr = ctr;
+	memset(&b, 0, sizeof(b));
+	memset(b.rx_key, 0x11, 32);
+	b.rx_ctr = ctr;
+	for (int i = 0; i < 8; i++)
+		nonce[16 + i] = (uint8_t)(ctr >> (56 - 8 * i));
+	memcpy(want, "\x00\x00\x00\x13", 4);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(want + 4, NULL, (const uint8_t *)"abc", 3, want,
+	                                           4, NULL, nonce, a.tx_key);
+	tl_buf_init(&wire, 4096);
+	tl_buf_init(&pt, 4096);
+	assert_int_equal(tl_session_seal(&a, (const uint8_t *)"abc", 3, &wire), 0);
+	assert_int_equal(wire.len, sizeof(want));
+	assert_memory_equal(wire.data, want, sizeof(want));
+	assert_true(a.tx_ctr == ctr + 1);
+	assert_int_equal(tl_session_open(&b, want, sizeof(want), &used, &pt), 0);
+	assert_int_equal(used, sizeof(want));
+	assert_memory_equal(pt.data, "abc", 3);
+	tl_buf_release(&wire);
+	tl_buf_release(&pt);
+}
+
 /* tl_session_wipe leaves nothing behind. */
 static void test_session_wipe(void **state)
 {
@@ -1102,6 +1138,7 @@ int main(void)
 	        cmocka_unit_test(test_frame_size_limits),
 	        cmocka_unit_test(test_frame_output_too_small),
 	        cmocka_unit_test(test_frame_counter_exhausted),
+	        cmocka_unit_test(test_frame_format_matches_spec),
 	        cmocka_unit_test(test_session_wipe),
 	};
 	if (tl_init() != 0)
