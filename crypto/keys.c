@@ -587,6 +587,27 @@ int tl_passphrase_get(char *buf, size_t cap, size_t *len, const char *prompt, in
 		*len = n;
 		return 0;
 	}
+	/* A file (e.g. a systemd credential): its first line, without the
+	 * newline. */
+	env = getenv("TALLY_PASSPHRASE_FILE");
+	if (env && *env) {
+		fd = open(env, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return TL_EIO;
+		ssize_t r;
+		n = 0;
+		while (n < cap && (r = read(fd, buf + n, cap - n)) > 0)
+			n += (size_t)r;
+		close(fd);
+		char *nl = memchr(buf, '\n', n);
+		if (nl)
+			n = (size_t)(nl - buf);
+		else if (n == cap)
+			return TL_ETOOBIG;
+		buf[n] = 0;
+		*len = n;
+		return 0;
+	}
 	fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0)
 		return TL_EINVAL; /* no terminal and no $TALLY_PASSPHRASE */

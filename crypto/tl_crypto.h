@@ -80,7 +80,8 @@ int tl_keyfile_read_public(const char *path, uint8_t pk[TL_PUB_LEN], char *label
                            size_t labelcap) TL_WUR;
 
 /*
- * Passphrase from $TALLY_PASSPHRASE if set, else from the terminal (echo off)
+ * Passphrase from $TALLY_PASSPHRASE if set, else the first line of the file
+ * named by $TALLY_PASSPHRASE_FILE, else from the terminal (echo off)
  * with prompt; when confirm is set the terminal asks twice. buf is wiped by
  * the caller with sodium_memzero. Returns length in *len.
  */

@@ -201,7 +201,7 @@ struct peer {
 	size_t wqueued;
 	int pending_ingest;
 	int reading;
-	uint64_t last_rx, opened_at;
+	uint64_t last_rx, opened_at, last_ping;
 	struct cursor *cursors;
 	size_t ncursors;
 };
@@ -1759,8 +1759,10 @@ static void on_tick(uv_timer_t *t)
 		else if (p->state == P_OPEN && now - p->last_rx > n->cfg.idle_timeout_ms)
 			peer_close(p, "idle timeout");
 		else if (p->state == P_OPEN && now - p->last_rx > n->cfg.keepalive_ms / 2 &&
-		         p->wqueued == 0)
+		         now - p->last_ping > n->cfg.keepalive_ms / 2 && p->wqueued == 0) {
+			p->last_ping = now;
 			send_simple(p, "ping");
+		}
 	}
 	for (struct target *tg = n->targets; tg; tg = tg->next)
 		if (!tg->conn && !tg->dialing && now >= tg->next_try)
