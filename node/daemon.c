@@ -1375,6 +1375,17 @@ static void job_done(uv_work_t *req, int status)
 
 static void job_start_next(struct node *n)
 {
+	/* Shutting down: the job in flight finishes (commits or fails whole);
+	 * queued ones are refused, and their requesters see the socket close. */
+	while (n->stopping && !n->job_running && n->jobs_head) {
+		struct job *j = n->jobs_head;
+		n->jobs_head = j->next;
+		if (!n->jobs_head)
+			n->jobs_tail = NULL;
+		if (j->peer)
+			j->peer->pending_ingest--;
+		job_free(j);
+	}
 	if (n->job_running || !n->jobs_head)
 		return;
 	n->job_running = 1;
