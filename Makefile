@@ -102,11 +102,15 @@ demo: deps
 	@scripts/demo.sh $(BUILD)/tally
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/tally
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
+		$(DESTDIR)$(PREFIX)/include/tally/crypto $(DESTDIR)$(PREFIX)/include/tally/consensus \
+		$(DESTDIR)$(PREFIX)/include/tally/node
 	install -m 0755 $(BUILD)/tally $(DESTDIR)$(PREFIX)/bin/tally
 	install -m 0755 $(BUILD)/tallyd $(DESTDIR)$(PREFIX)/bin/tallyd
 	install -m 0644 $(LIB) $(DESTDIR)$(PREFIX)/lib/libtally.a
-	install -m 0644 crypto/tl_base.h crypto/tl_crypto.h $(DESTDIR)$(PREFIX)/include/tally/
+	install -m 0644 crypto/tl_base.h crypto/tl_crypto.h $(DESTDIR)$(PREFIX)/include/tally/crypto/
+	install -m 0644 consensus/tl_consensus.h $(DESTDIR)$(PREFIX)/include/tally/consensus/
+	install -m 0644 node/tl_node.h node/tl_daemon.h $(DESTDIR)$(PREFIX)/include/tally/node/
 
 FORMAT_SRC = $(wildcard crypto/*.[ch] consensus/*.[ch] node/*.[ch] cli/*.[ch] tests/*.[ch] bench/*.[ch] fuzz/*.[ch])
 format:
