@@ -101,7 +101,8 @@ static void cleanup(void)
 {
 	while (g_nchildren > 0)
 		child_stop(g_children[g_nchildren - 1], STOP_TIMEOUT_S);
-	rmrf(g_base);
+	if (!getenv("BENCH_KEEP"))
+		rmrf(g_base);
 }
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -887,7 +888,8 @@ int main(int argc, char **argv)
 	}
 	find_binaries(argv[0]);
 	snprintf(g_base, sizeof g_base, "%s", dir ? dir : "/tmp/tally-bench-node");
-	rmrf(g_base);
+	if (!getenv("BENCH_KEEP"))
+		rmrf(g_base);
 	if (mkdir(g_base, 0700) != 0)
 		die("mkdir %s: %s", g_base, strerror(errno));
 	setenv("TALLY_PASSPHRASE", PASSPHRASE, 1);

@@ -32,7 +32,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#define BATCH_RECORDS       512
+#define BATCH_RECORDS       2048
 #define BATCH_BYTES         (1u << 20)
 #define MAX_PENDING_INGEST  4 /* per peer; reading pauses beyond it */
 #define CTL_LINE_MAX        (64u << 20)
@@ -201,7 +201,9 @@ struct peer {
 	struct tl_session sess;
 	struct tl_buf rbuf;
 	size_t wqueued;
-	int pending_ingest;
+	int pending_ingest;                    /* batches received, not yet stored */
+	struct job *inq[MAX_PENDING_INGEST]; /* being verified, in arrival order */
+	int inq_n;
 	int reading;
 	uint64_t last_rx, opened_at, last_ping;
 	struct cursor *cursors;
@@ -233,7 +235,10 @@ struct ctl {
 enum job_type { J_APPEND, J_INGEST, J_CHANNEL_OPEN };
 
 struct job {
-	uv_work_t req;
+	uv_work_t req;  /* the store stage (serialised) */
+	uv_work_t vreq; /* the verification stage (parallel) */
+	int verified, vrc;
+	size_t vbad;
 	struct node *n;
 	struct job *next;
 	enum job_type type;
@@ -284,6 +289,7 @@ struct node {
 	uv_pipe_t control;
 	uv_signal_t sigterm, sigint;
 	uv_timer_t tick;
+	uv_async_t kick; /* a batch of a local append is durable: push it */
 	struct peer *peers;
 	struct target *targets;
 	struct ctl *ctls;
@@ -441,15 +447,20 @@ struct collect {
 	struct tl_buf *out;
 	msgpack_packer *pk;
 	size_t bytes;
+	uint64_t *seq; /* next seq to send, advanced per record taken */
 };
+
+#define COLLECT_FULL 1 /* stops the scan: the batch's byte budget is spent */
 
 static int collect_rec(void *ctx, uint64_t seq, const uint8_t *rec, size_t len,
                        const uint8_t leaf[TL_HASH_LEN])
 {
 	struct collect *c = ctx;
-	(void)seq;
 	(void)leaf;
+	if (c->bytes && c->bytes + len > BATCH_BYTES)
+		return COLLECT_FULL;
 	c->bytes += len;
+	*c->seq = seq + 1;
 	return msgpack_pack_bin_with_body(c->pk, rec, len) == 0 ? 0 : TL_ENOMEM;
 }
 
@@ -498,11 +509,13 @@ static void pump(struct peer *p)
 			/* The count is patched below once the byte budget is known. */
 			size_t count_at = m.len;
 			msgpack_pack_array(&pk, 0xffff);
-			struct collect col = {&m, &pk, 0};
+			struct collect col = {&m, &pk, 0, NULL};
 			uint64_t seq = c->sent;
 			int rc = 0;
-			for (; seq < end && col.bytes < BATCH_BYTES && rc == 0; seq++)
-				rc = tl_store_scan(n->store, &f, seq, seq + 1, collect_rec, &col);
+			col.seq = &seq;
+			rc = tl_store_scan(n->store, &f, seq, end, collect_rec, &col);
+			if (rc == COLLECT_FULL)
+				rc = 0;
 			if (rc == 0)
 				rc = sign_checkpoint(n, p->book, &f, seq, &note);
 			if (rc) {
@@ -594,6 +607,53 @@ static void handle_heads(struct peer *p, const msgpack_object *list)
 	pump(p);
 }
 
+static int verify_sigs(const struct tl_rec *recs, size_t m, size_t *bad);
+static void job_free(struct job *j);
+static void job_submit(struct node *n, struct job *j);
+
+static void verify_work(uv_work_t *req)
+{
+	struct job *j = req->data;
+	struct tl_rec *recs = calloc(j->nrec ? j->nrec : 1, sizeof *recs);
+	if (!recs) {
+		j->vrc = TL_ENOMEM;
+		return;
+	}
+	for (size_t i = 0; i < j->nrec; i++)
+		recs[i] = (struct tl_rec){j->recbuf.data + j->recoff[i],
+		                          j->recoff[i + 1] - j->recoff[i]};
+	j->vrc = verify_sigs(recs, j->nrec, &j->vbad);
+	free(recs);
+}
+
+static void verify_done(uv_work_t *req, int status)
+{
+	struct job *j = req->data;
+	struct peer *p = j->peer;
+	(void)status;
+	j->verified = 1;
+	if (!p) { /* the peer went away meanwhile */
+		job_free(j);
+		return;
+	}
+	while (p->inq_n && p->inq[0]->verified) {
+		struct job *h = p->inq[0];
+		memmove(p->inq, p->inq + 1, (size_t)(p->inq_n - 1) * sizeof *p->inq);
+		p->inq_n--;
+		if (h->vrc) {
+			logm(1, "refused records from peer %s: feed %s: seq %llu: %s", p->addr,
+			     h->origin, (unsigned long long)(h->first + h->vbad),
+			     h->vrc == TL_ESIG ? "signature does not verify or record malformed"
+			                       : tl_strerror(h->vrc));
+			p->pending_ingest--;
+			job_free(h);
+			peer_close(p, "sent records that do not verify");
+			return;
+		}
+		job_submit(p->n, h);
+	}
+}
+
 static void handle_recs(struct peer *p, const msgpack_object *a)
 {
 	struct tl_feed f;
@@ -654,7 +714,18 @@ static void handle_recs(struct peer *p, const msgpack_object *a)
 		uv_read_stop((uv_stream_t *)&p->tcp);
 		p->reading = 0;
 	}
-	job_submit(p->n, j);
+	/* Signatures are checked now, in parallel with whatever the writer is
+	 * storing; batches then enter the writer queue in arrival order. */
+	j->n = p->n;
+	j->vreq.data = j;
+	if (p->inq_n >= MAX_PENDING_INGEST) { /* process_input keeps this from happening */
+		p->pending_ingest--;
+		job_free(j);
+		peer_close(p, "too many batches in flight");
+		return;
+	}
+	p->inq[p->inq_n++] = j;
+	uv_queue_work(&p->n->loop, &j->vreq, verify_work, verify_done);
 }
 
 static void handle_msg(struct peer *p, const uint8_t *m, size_t len)
@@ -798,7 +869,10 @@ static void process_input(struct peer *p)
 				break;
 			continue;
 		}
-		/* P_OPEN: frames. */
+		/* P_OPEN: frames. Batches waiting to be stored are capped: the
+		 * rest stays buffered (and reading stops) until they drain. */
+		if (p->pending_ingest >= MAX_PENDING_INGEST)
+			break;
 		struct tl_buf pt;
 		tl_buf_init(&pt, TL_FRAME_MAX);
 		int rc = tl_session_open(&p->sess, in, len, &used, &pt);
@@ -891,10 +965,18 @@ static void peer_close(struct peer *p, const char *why)
 		/* Jitter: a random point in [backoff/2, backoff]. */
 		t->next_try = now_ms() + t->backoff / 2 + randombytes_uniform(t->backoff / 2 + 1);
 	}
-	/* Jobs still running for this peer must not call back into it. */
+	/* Jobs still running for this peer must not call back into it; those
+	 * still in verification are freed when it ends. */
 	for (struct job *j = p->n->jobs_head; j; j = j->next)
 		if (j->peer == p)
 			j->peer = NULL;
+	for (int i = 0; i < p->inq_n; i++) {
+		if (p->inq[i]->verified)
+			job_free(p->inq[i]);
+		else
+			p->inq[i]->peer = NULL;
+	}
+	p->inq_n = 0;
 	uv_close((uv_handle_t *)&p->tcp, on_peer_closed);
 }
 
@@ -1214,13 +1296,9 @@ static int ingest(struct node *n, struct job *j)
 		}
 	}
 	size_t bad = 0;
-	if (rc == 0 && (rc = verify_sigs(recs, m, &bad)) != 0)
-		snprintf(j->err, sizeof j->err, "feed %s: seq %llu: signature does not verify",
-		         j->origin, (unsigned long long)(j->first + skip + bad));
-	if (rc == 0 && (rc = tl_store_append(n->store, f.origin, recs, m, 0, &bad, &f)) != 0)
-		snprintf(j->err, sizeof j->err, "%s", tl_store_errmsg(n->store));
-	if (rc == 0 && (rc = tl_store_checkpoint_put(n->store, &f, cp.size,
-	                                             (const char *)j->note.data, j->note.len)) != 0)
+	/* Signatures were verified in the verification stage. */
+	if (rc == 0 && (rc = tl_store_append_cp(n->store, f.origin, recs, m, 0, &bad, &f,
+	                                        (const char *)j->note.data, j->note.len)) != 0)
 		snprintf(j->err, sizeof j->err, "%s", tl_store_errmsg(n->store));
 	if (rc == 0) {
 		j->new_size = f.head.size;
@@ -1246,6 +1324,21 @@ static int channel_open(struct node *n, struct job *j)
 	return 0;
 }
 
+/* Committer thread of a local append: each durable batch is pushed to the
+ * peers at once, not only when the whole request is done. */
+static void on_batch_durable(void *ctx, size_t first, size_t count)
+{
+	struct node *n = ctx;
+	(void)first;
+	(void)count;
+	uv_async_send(&n->kick);
+}
+
+static void on_kick(uv_async_t *a)
+{
+	pump_all(a->data);
+}
+
 static void job_work(uv_work_t *req)
 {
 	struct job *j = req->data;
@@ -1257,8 +1350,8 @@ static void job_work(uv_work_t *req)
 			j->first_seq = f.head.size;
 		if (j->rc == 0)
 			j->rc = tl_feed_append_local(n->store, j->origin, &j->book->kp, j->items,
-			                             j->nitems, 1024, now_ms(), j->out, NULL, NULL,
-			                             NULL);
+			                             j->nitems, 1024, now_ms(), j->out, NULL,
+			                             on_batch_durable, n);
 		if (j->rc)
 			snprintf(j->err, sizeof j->err, "%s",
 			         j->rc == TL_EINVAL || j->rc == TL_ETOOBIG
@@ -1349,6 +1442,7 @@ static void job_done(uv_work_t *req, int status)
 				uv_read_start((uv_stream_t *)&p->tcp, on_alloc, on_read);
 				p->reading = 1;
 			}
+			process_input(p); /* frames that arrived while paused */
 		}
 	} else if (j->type == J_CHANNEL_OPEN) {
 		if (j->ctl) {
@@ -1843,6 +1937,7 @@ static void on_signal(uv_signal_t *s, int signum)
 	uv_close((uv_handle_t *)&n->listener, NULL);
 	uv_close((uv_handle_t *)&n->control, NULL);
 	uv_close((uv_handle_t *)&n->tick, NULL);
+	uv_close((uv_handle_t *)&n->kick, NULL);
 	uv_close((uv_handle_t *)&n->sigterm, NULL);
 	uv_close((uv_handle_t *)&n->sigint, NULL);
 }
@@ -1969,6 +2064,8 @@ int tl_node_run(const struct tl_node_config *cfg)
 		fprintf(af, "%s\n", bound);
 		fclose(af);
 	}
+	uv_async_init(&n->loop, &n->kick, on_kick);
+	n->kick.data = n;
 	uv_timer_init(&n->loop, &n->tick);
 	n->tick.data = n;
 	uv_timer_start(&n->tick, on_tick, 100, 100);

@@ -811,6 +811,13 @@ done:
 int tl_store_append(struct tl_store *s, const char *origin, const struct tl_rec *recs, size_t n,
                     unsigned flags, size_t *bad, struct tl_feed *after)
 {
+	return tl_store_append_cp(s, origin, recs, n, flags, bad, after, NULL, 0);
+}
+
+int tl_store_append_cp(struct tl_store *s, const char *origin, const struct tl_rec *recs,
+                       size_t n, unsigned flags, size_t *bad, struct tl_feed *after,
+                       const char *note, size_t note_len)
+{
 	MDB_txn *txn = NULL;
 	struct tl_feed f;
 	struct tl_merkle_acc acc;
@@ -907,6 +914,20 @@ int tl_store_append(struct tl_store *s, const char *origin, const struct tl_rec 
 	    (rc = meta_add(s, txn, "record_bytes", bytes)) != 0 ||
 	    (rc = leafq_merge(s, txn, 0)) != 0)
 		goto fail;
+	if (note) {
+		uint8_t ck[16];
+		put_be64(ck, f.id);
+		put_be64(ck + 8, f.head.size);
+		MDB_val k = {16, ck}, v = {note_len, (void *)note};
+		if (note_len == 0 || note_len > TL_NOTE_MAX) {
+			rc = fail(s, TL_ETOOBIG, "checkpoint note too large");
+			goto fail;
+		}
+		if ((rc = mdb_put(txn, s->cps, &k, &v, 0)) != 0) {
+			rc = lmdb_err(s, rc, "storing checkpoint");
+			goto fail;
+		}
+	}
 	rc = mdb_txn_commit(txn);
 	txn = NULL;
 	if (rc) {

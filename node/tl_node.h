@@ -86,6 +86,12 @@ struct tl_rec {
 int tl_store_append(struct tl_store *s, const char *origin, const struct tl_rec *recs, size_t n,
                     unsigned flags, size_t *bad, struct tl_feed *after) TL_WUR;
 
+/* The same, and in the same transaction the signed checkpoint note of the
+ * feed at its new size (the caller has verified it). */
+int tl_store_append_cp(struct tl_store *s, const char *origin, const struct tl_rec *recs,
+                       size_t n, unsigned flags, size_t *bad, struct tl_feed *after,
+                       const char *note, size_t note_len) TL_WUR;
+
 /* Copies record seq into out (reset first) after checking it against its
  * stored leaf hash: TL_ECORRUPT names feed and seq in tl_store_errmsg(). */
 int tl_store_record(struct tl_store *s, const struct tl_feed *f, uint64_t seq,
