@@ -36,6 +36,7 @@
 #define BATCH_BYTES         (1u << 20)
 #define MAX_PENDING_INGEST  4 /* per peer; reading pauses beyond it */
 #define CTL_LINE_MAX        (64u << 20)
+#define CTL_INLINE_MAX      (64u << 10) /* larger requests are parsed off the loop */
 #define RECEIPT_INTERVAL_MS 1000
 #define BACKOFF_MIN_MS      200
 #define BACKOFF_MAX_MS      30000
@@ -249,6 +250,7 @@ struct job {
 	struct peer *peer;
 	json_t *reply_id;
 	/* J_APPEND */
+	struct tl_buf raw; /* a large request, parsed on the thread pool */
 	char origin[TL_ORIGIN_LEN + 1];
 	struct book *book;
 	struct tl_item *items;
@@ -1324,6 +1326,9 @@ static int channel_open(struct node *n, struct job *j)
 	return 0;
 }
 
+static const char *append_prepare(struct node *n, struct job *j, json_t *req, char *err,
+                                  size_t errcap);
+
 /* Committer thread of a local append: each durable batch is pushed to the
  * peers at once, not only when the whole request is done. */
 static void on_batch_durable(void *ctx, size_t first, size_t count)
@@ -1346,6 +1351,30 @@ static void job_work(uv_work_t *req)
 	switch (j->type) {
 	case J_APPEND: {
 		struct tl_feed f;
+		if (j->raw.len) {
+			/* A large request: parsing and converting it here keeps the
+			 * event loop free for peers meanwhile. */
+			json_error_t je;
+			json_t *r = json_loadb((const char *)j->raw.data, j->raw.len,
+			                       JSON_REJECT_DUPLICATES, &je);
+			const char *e = r ? NULL : "request is not JSON";
+			if (r) {
+				j->reply_id = json_incref(json_object_get(r, "id"));
+				const char *op = json_string_value(json_object_get(r, "op"));
+				if (!op || strcmp(op, "append") != 0)
+					e = "only append requests may be this large";
+				else
+					e = append_prepare(n, j, r, j->err, sizeof j->err);
+			}
+			if (e) {
+				if (e != j->err)
+					snprintf(j->err, sizeof j->err, "%s", e);
+				j->rc = TL_EINVAL;
+				json_decref(r);
+				break;
+			}
+			json_decref(r);
+		}
 		if ((j->rc = tl_store_feed_get(n->store, j->origin, &f)) == 0)
 			j->first_seq = f.head.size;
 		if (j->rc == 0)
@@ -1370,6 +1399,7 @@ static void job_work(uv_work_t *req)
 
 static void job_free(struct job *j)
 {
+	tl_buf_release(&j->raw);
 	tl_buf_release(&j->kinds);
 	tl_buf_release(&j->bodies);
 	tl_buf_release(&j->recbuf);
@@ -1675,6 +1705,66 @@ static json_t *status_json(struct node *n)
 	return json_pack("{s:s,s:o,s:o}", "version", TL_VERSION, "books", books, "peers", peers);
 }
 
+/* Validates an append request and converts its items to canonical
+ * MessagePack into the job. Runs on the loop for small requests and on the
+ * thread pool for large ones. Returns NULL or a sentence. */
+static const char *append_prepare(struct node *n, struct job *j, json_t *req, char *err,
+                                  size_t errcap)
+{
+	const char *e = NULL;
+	const char *origin = json_string_value(json_object_get(req, "origin"));
+	json_t *items = json_object_get(req, "items");
+	struct tl_feed f;
+	if (!origin || tl_store_feed_get(n->store, origin, &f) != 0)
+		e = "no such feed";
+	else if (!(f.flags & TL_FEED_OWN) || !(j->book = book_by_name(n, f.book)))
+		e = "only the author of a feed appends to it";
+	else if (!json_is_array(items) || json_array_size(items) == 0)
+		e = "items must be a non-empty array";
+	else {
+		size_t k = json_array_size(items);
+		memcpy(j->origin, f.origin, sizeof j->origin);
+		j->items = calloc(k, sizeof *j->items);
+		j->out = calloc(k, sizeof *j->out);
+		size_t *koff = calloc(k, sizeof *koff),
+		       *boff = calloc(k + 1, sizeof *boff);
+		if (!j->items || !j->out || !koff || !boff)
+			e = "out of memory";
+		for (size_t i = 0; !e && i < k; i++) {
+			json_t *it = json_array_get(items, i);
+			const char *kind =
+			        json_string_value(json_object_get(it, "kind"));
+			json_t *body = json_object_get(it, "body");
+			if (!kind || !*kind || strlen(kind) > TL_KIND_MAX ||
+			    !json_is_object(body)) {
+				e = "each item needs a kind and an object body";
+				break;
+			}
+			koff[i] = j->kinds.len;
+			boff[i] = j->bodies.len;
+			if (tl_buf_add(&j->kinds, kind, strlen(kind) + 1) != 0 ||
+			    tl_json_to_mp(body, &j->bodies, err, errcap) != 0) {
+				e = err;
+				break;
+			}
+		}
+		if (!e) {
+			boff[k] = j->bodies.len;
+			for (size_t i = 0; i < k; i++)
+				j->items[i] = (struct tl_item){
+				        (const char *)j->kinds.data + koff[i],
+				        strlen((const char *)j->kinds.data +
+				               koff[i]),
+				        j->bodies.data + boff[i],
+				        boff[i + 1] - boff[i]};
+			j->nitems = k;
+		}
+		free(koff);
+		free(boff);
+	}
+	return e;
+}
+
 static void ctl_request(struct ctl *c, const char *line, size_t len)
 {
 	struct node *n = c->n;
@@ -1735,57 +1825,8 @@ static void ctl_request(struct ctl *c, const char *line, size_t len)
 			snprintf(j->label, sizeof j->label, "%s", label ? label : "default");
 			snprintf(j->addr, sizeof j->addr, "%s", addr ? addr : "");
 		} else {
-			const char *origin = json_string_value(json_object_get(req, "origin"));
-			json_t *items = json_object_get(req, "items");
-			struct tl_feed f;
 			j->type = J_APPEND;
-			if (!origin || tl_store_feed_get(n->store, origin, &f) != 0)
-				e = "no such feed";
-			else if (!(f.flags & TL_FEED_OWN) || !(j->book = book_by_name(n, f.book)))
-				e = "only the author of a feed appends to it";
-			else if (!json_is_array(items) || json_array_size(items) == 0)
-				e = "items must be a non-empty array";
-			else {
-				size_t k = json_array_size(items);
-				memcpy(j->origin, f.origin, sizeof j->origin);
-				j->items = calloc(k, sizeof *j->items);
-				j->out = calloc(k, sizeof *j->out);
-				size_t *koff = calloc(k, sizeof *koff),
-				       *boff = calloc(k + 1, sizeof *boff);
-				if (!j->items || !j->out || !koff || !boff)
-					e = "out of memory";
-				for (size_t i = 0; !e && i < k; i++) {
-					json_t *it = json_array_get(items, i);
-					const char *kind =
-					        json_string_value(json_object_get(it, "kind"));
-					json_t *body = json_object_get(it, "body");
-					if (!kind || !*kind || strlen(kind) > TL_KIND_MAX ||
-					    !json_is_object(body)) {
-						e = "each item needs a kind and an object body";
-						break;
-					}
-					koff[i] = j->kinds.len;
-					boff[i] = j->bodies.len;
-					if (tl_buf_add(&j->kinds, kind, strlen(kind) + 1) != 0 ||
-					    tl_json_to_mp(body, &j->bodies, err, sizeof err) != 0) {
-						e = err;
-						break;
-					}
-				}
-				if (!e) {
-					boff[k] = j->bodies.len;
-					for (size_t i = 0; i < k; i++)
-						j->items[i] = (struct tl_item){
-						        (const char *)j->kinds.data + koff[i],
-						        strlen((const char *)j->kinds.data +
-						               koff[i]),
-						        j->bodies.data + boff[i],
-						        boff[i + 1] - boff[i]};
-					j->nitems = k;
-				}
-				free(koff);
-				free(boff);
-			}
+			e = append_prepare(n, j, req, err, sizeof err);
 		}
 		if (e) {
 			ctl_reply(c, id, NULL, e);
@@ -1800,6 +1841,31 @@ static void ctl_request(struct ctl *c, const char *line, size_t len)
 	}
 out:
 	json_decref(req);
+}
+
+/* Requests over CTL_INLINE_MAX (bulk appends) are parsed on the thread pool
+ * as part of their job, never on the loop. */
+static void ctl_request_big(struct ctl *c, const char *line, size_t len)
+{
+	struct job *j;
+	if (c->busy) {
+		ctl_reply(c, NULL, NULL, "one request at a time per connection");
+		return;
+	}
+	if (!(j = calloc(1, sizeof *j)))
+		return;
+	j->type = J_APPEND;
+	j->ctl = c;
+	tl_buf_init(&j->raw, CTL_LINE_MAX);
+	tl_buf_init(&j->kinds, CTL_LINE_MAX);
+	tl_buf_init(&j->bodies, CTL_LINE_MAX);
+	if (tl_buf_add(&j->raw, line, len) != 0) {
+		ctl_reply(c, NULL, NULL, "out of memory");
+		job_free(j);
+		return;
+	}
+	c->busy = 1;
+	job_submit(c->n, j);
 }
 
 static void on_ctl_closed(uv_handle_t *h)
@@ -1857,7 +1923,9 @@ static void ctl_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		if (!nl)
 			break;
 		size_t l = (size_t)(nl - (c->rbuf.data + off));
-		if (l)
+		if (l > CTL_INLINE_MAX)
+			ctl_request_big(c, (const char *)c->rbuf.data + off, l);
+		else if (l)
 			ctl_request(c, (const char *)c->rbuf.data + off, l);
 		off += l + 1;
 		if (c->closing)
