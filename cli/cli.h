@@ -83,6 +83,10 @@ int cli_read_file(struct cli *c, const char *path, size_t max, struct tl_buf *ou
 void cli_time_iso(char out[32], uint64_t ms);
 uint64_t cli_now_ms(void);
 
+/* Appends one entry to an own feed, through the running node if there is
+ * one; prints "seq leaf" once durable. Returns an exit code. */
+int cli_append_one(struct cli *c, const char *origin, const char *kind, const json_t *body);
+
 /* Commands. */
 int cmd_init(int argc, char **argv);
 int cmd_book(int argc, char **argv);
@@ -93,6 +97,7 @@ int cmd_checkpoint(int argc, char **argv);
 int cmd_channel(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_statement(int argc, char **argv);
 
 /* The control socket of a running tallyd: a connected fd, or -1 when no
  * node runs on this home. call sends one JSON request line and returns the

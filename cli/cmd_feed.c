@@ -277,11 +277,11 @@ static int append_via_node(struct cli *c, int fd, const char *origin, const stru
 	return rc;
 }
 
-static int feed_append(struct cli *c)
+/* Appends what p holds to origin: through the running node if there is one,
+ * else signed and stored here, acknowledged line by line once durable. */
+static int append_pending(struct cli *c, const char *origin, struct pending *pp)
 {
-	const char *kind = cli_opt(c, "--kind"), *body = cli_opt(c, "--body");
-	const char *jsonl = cli_opt(c, "--jsonl");
-	struct pending p;
+	struct pending p = *pp; /* borrowed, released by the caller */
 	struct tl_feed f;
 	struct tl_keypair kp;
 	struct tl_item *items = NULL;
@@ -289,42 +289,7 @@ static int feed_append(struct cli *c)
 	size_t done = 0;
 	int rc, lockfd = -1, have_key = 0;
 
-	memset(&p, 0, sizeof p);
-	tl_buf_init(&p.bodies, JSONL_MAX);
-	tl_buf_init(&p.kinds, JSONL_MAX);
-	if (c->npos != 1 || (!jsonl && (!kind || !body)) || (jsonl && (kind || body))) {
-		rc = cli_usage(c, "usage: tally feed append ORIGIN --kind K --body JSON\n"
-		                  "       tally feed append ORIGIN --jsonl FILE|-");
-		goto out;
-	}
-	if (jsonl) {
-		if ((rc = parse_jsonl(c, jsonl, &p)) != 0)
-			goto out;
-	} else {
-		json_error_t je;
-		char err[256];
-		if (!kind_valid(kind)) {
-			rc = cli_usage(c, "--kind must be 1-%d printable ASCII characters",
-			               TL_KIND_MAX);
-			goto out;
-		}
-		json_t *j = json_loads(body, JSON_REJECT_DUPLICATES, &je);
-		if (!j || !json_is_object(j)) {
-			rc = j ? cli_fail(c, EXIT_INVALID, "--body must be a JSON object")
-			       : cli_fail(c, EXIT_INVALID,
-			                  "--body is not valid JSON: %s (column %d)", je.text,
-			                  je.column);
-			json_decref(j);
-			goto out;
-		}
-		rc = pending_add(&p, kind, j, err, sizeof err);
-		json_decref(j);
-		if (rc) {
-			rc = cli_fail(c, EXIT_INVALID, "--body: %s", err);
-			goto out;
-		}
-	}
-	if ((rc = cli_open_store(c, 0)) != 0 || (rc = cli_feed(c, c->pos[0], &f)) != 0)
+	if ((rc = cli_open_store(c, 0)) != 0 || (rc = cli_feed(c, origin, &f)) != 0)
 		goto out;
 	if (!(f.flags & TL_FEED_OWN)) {
 		rc = cli_fail(c, EXIT_INVALID,
@@ -378,6 +343,69 @@ out:
 		tl_key_wipe(&kp);
 	free(items);
 	free(out);
+	return rc;
+}
+
+static int feed_append(struct cli *c)
+{
+	const char *kind = cli_opt(c, "--kind"), *body = cli_opt(c, "--body");
+	const char *jsonl = cli_opt(c, "--jsonl");
+	struct pending p;
+	int rc;
+
+	memset(&p, 0, sizeof p);
+	tl_buf_init(&p.bodies, JSONL_MAX);
+	tl_buf_init(&p.kinds, JSONL_MAX);
+	if (c->npos != 1 || (!jsonl && (!kind || !body)) || (jsonl && (kind || body))) {
+		rc = cli_usage(c, "usage: tally feed append ORIGIN --kind K --body JSON\n"
+		                  "       tally feed append ORIGIN --jsonl FILE|-");
+		goto out;
+	}
+	if (jsonl) {
+		if ((rc = parse_jsonl(c, jsonl, &p)) != 0)
+			goto out;
+	} else {
+		json_error_t je;
+		char err[256];
+		if (!kind_valid(kind)) {
+			rc = cli_usage(c, "--kind must be 1-%d printable ASCII characters",
+			               TL_KIND_MAX);
+			goto out;
+		}
+		json_t *j = json_loads(body, JSON_REJECT_DUPLICATES, &je);
+		if (!j || !json_is_object(j)) {
+			rc = j ? cli_fail(c, EXIT_INVALID, "--body must be a JSON object")
+			       : cli_fail(c, EXIT_INVALID,
+			                  "--body is not valid JSON: %s (column %d)", je.text,
+			                  je.column);
+			json_decref(j);
+			goto out;
+		}
+		rc = pending_add(&p, kind, j, err, sizeof err);
+		json_decref(j);
+		if (rc) {
+			rc = cli_fail(c, EXIT_INVALID, "--body: %s", err);
+			goto out;
+		}
+	}
+	rc = append_pending(c, c->pos[0], &p);
+out:
+	pending_release(&p);
+	return rc;
+}
+
+int cli_append_one(struct cli *c, const char *origin, const char *kind, const json_t *body)
+{
+	struct pending p;
+	char err[256];
+	int rc;
+	memset(&p, 0, sizeof p);
+	tl_buf_init(&p.bodies, JSONL_MAX);
+	tl_buf_init(&p.kinds, JSONL_MAX);
+	if ((rc = pending_add(&p, kind, body, err, sizeof err)) != 0)
+		rc = cli_fail(c, EXIT_INVALID, "%s", rc == TL_ENOMEM ? "out of memory" : err);
+	else
+		rc = append_pending(c, origin, &p);
 	pending_release(&p);
 	return rc;
 }

@@ -31,6 +31,10 @@ static const char usage_text[] =
         "  watch [--channel CHANNEL]              appends and ingests as they happen\n"
         "  status                                 the running node, its books and peers\n"
         "\n"
+        "reconciliation (issue 4, in progress):\n"
+        "  statement import FILE --channel C --id ID --currency CUR --from D --to D\n"
+        "                   [--date D] [--opening X] [--encoding gb18030] [--dry-run]\n"
+        "\n"
         "verification (needs no data directory):\n"
         "  verify FILE [--vkey V]... [--witness V]... [--quorum K]\n"
         "  checkpoint verify --vkey V [--vkey V]... [--witness V]... [--quorum K] < NOTE\n"
@@ -44,9 +48,11 @@ int main(int argc, char **argv)
 		const char *name;
 		int (*fn)(int, char **);
 	} cmds[] = {
-	        {"init", cmd_init},     {"book", cmd_book},     {"feed", cmd_feed},
-	        {"export", cmd_export}, {"verify", cmd_verify}, {"checkpoint", cmd_checkpoint},
-	        {"channel", cmd_channel}, {"watch", cmd_watch},   {"status", cmd_status},
+	        {"init", cmd_init},       {"book", cmd_book},
+	        {"feed", cmd_feed},       {"export", cmd_export},
+	        {"verify", cmd_verify},   {"checkpoint", cmd_checkpoint},
+	        {"channel", cmd_channel}, {"watch", cmd_watch},
+	        {"status", cmd_status},   {"statement", cmd_statement},
 	};
 	if (tl_init() != 0) {
 		fprintf(stderr, "tally: cannot initialise libsodium\n");
