@@ -34,6 +34,8 @@ static const char usage_text[] =
         "reconciliation (issue 4, in progress):\n"
         "  statement import FILE --channel C --id ID --currency CUR --from D --to D\n"
         "                   [--date D] [--opening X] [--encoding gb18030] [--dry-run]\n"
+        "  match STATEMENT --ledger PAYABLES.csv [--tolerance X] [--window DAYS]\n"
+        "                   [--encoding gb18030] [--json]   exit 0 confirm, 1 dispute\n"
         "\n"
         "verification (needs no data directory):\n"
         "  verify FILE [--vkey V]... [--witness V]... [--quorum K]\n"
@@ -53,6 +55,7 @@ int main(int argc, char **argv)
 	        {"verify", cmd_verify},   {"checkpoint", cmd_checkpoint},
 	        {"channel", cmd_channel}, {"watch", cmd_watch},
 	        {"status", cmd_status},   {"statement", cmd_statement},
+	        {"match", cmd_match},
 	};
 	if (tl_init() != 0) {
 		fprintf(stderr, "tally: cannot initialise libsodium\n");
