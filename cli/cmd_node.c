@@ -10,6 +10,7 @@
  * offline on the store.
  */
 #include "cli.h"
+#include "consensus/state.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -253,9 +254,166 @@ static int channel_list(struct cli *c, const char *only)
 	return only && !shown ? EXIT_INVALID : 0;
 }
 
+/* ----------------------------------------------------- channel state */
+
+struct recs {
+	struct tl_buf data;
+	size_t *off;
+	size_t n, cap;
+};
+
+static int copy_rec(void *ctx, uint64_t seq, const uint8_t *rec, size_t len,
+                    const uint8_t leaf[TL_HASH_LEN])
+{
+	struct recs *r = ctx;
+	(void)seq;
+	(void)leaf;
+	if (r->n + 1 >= r->cap) {
+		size_t nc = r->cap ? r->cap * 2 : 1024;
+		size_t *no = realloc(r->off, nc * sizeof *no);
+		if (!no)
+			return TL_ENOMEM;
+		r->off = no;
+		r->cap = nc;
+	}
+	r->off[r->n++] = r->data.len;
+	r->off[r->n] = r->data.len + len;
+	return tl_buf_add(&r->data, rec, len);
+}
+
+/* The state of a channel as both nodes compute it from the two feeds. */
+static int channel_state(struct cli *c, const char *which)
+{
+	struct tl_feed *feeds, own, theirs;
+	size_t nf, hits = 0;
+	struct recs r[2];
+	struct tl_state_builder *b = NULL;
+	struct tl_state *st = NULL;
+	uint64_t at = cli_now_ms();
+	int rc;
+	char ch[33];
+	if (cli_opt(c, "--at") && (rc = cli_u64(c, "--at (Unix ms)", cli_opt(c, "--at"), &at)) != 0)
+		return rc;
+	if ((rc = cli_open_store(c, 0)) != 0)
+		return rc;
+	if (tl_store_feed_list(c->store, &feeds, &nf) != 0)
+		return cli_store_fail(c, TL_ESTORE);
+	for (size_t i = 0; i < nf; i++) {
+		tl_hex_encode(ch, feeds[i].o.channel, TL_CHANNEL_LEN);
+		if ((feeds[i].flags & TL_FEED_OWN) &&
+		    (strcmp(which, ch) == 0 || strcmp(which, feeds[i].origin) == 0)) {
+			own = feeds[i];
+			hits++;
+		}
+	}
+	free(feeds);
+	if (hits != 1)
+		return cli_fail(c, EXIT_INVALID,
+		                hits ? "several books here share channel %s: give "
+		                       "a feed origin"
+		                     : "no channel %s here (see tally channel list)",
+		                which);
+	char peer_origin[TL_ORIGIN_LEN + 1];
+	tl_origin_format(peer_origin, own.peer, own.o.channel);
+	memset(r, 0, sizeof r);
+	tl_buf_init(&r[0].data, (size_t)1 << 36);
+	tl_buf_init(&r[1].data, (size_t)1 << 36);
+	rc = tl_store_scan(c->store, &own, 0, own.head.size, copy_rec, &r[0]);
+	if (rc == 0 && tl_store_feed_get(c->store, peer_origin, &theirs) == 0)
+		rc = tl_store_scan(c->store, &theirs, 0, theirs.head.size, copy_rec, &r[1]);
+	if (rc) {
+		rc = cli_store_fail(c, rc);
+		goto out;
+	}
+	if ((rc = tl_state_builder_new(&b, NULL)) != 0)
+		goto oom;
+	for (int k = 0; k < 2; k++)
+		for (size_t i = 0; i < r[k].n; i++)
+			if ((rc = tl_state_add(b, r[k].data.data + r[k].off[i],
+			                       r[k].off[i + 1] - r[k].off[i], 0)) != 0) {
+				rc = cli_fail(c, EXIT_INVALID, "feed %s: seq %zu: %s",
+				              k ? peer_origin : own.origin, i, tl_strerror(rc));
+				goto out;
+			}
+	if ((rc = tl_state_build(b, at, &st)) != 0)
+		goto oom;
+	uint8_t digest[32];
+	char dh[65];
+	if ((rc = tl_state_digest(st, digest)) != 0)
+		goto oom;
+	tl_hex_encode(dh, digest, 32);
+	if (c->json) {
+		json_t *arr = json_array(), *fnd = json_array();
+		for (size_t i = 0; i < st->nstmts; i++) {
+			const struct tl_stmt *t = &st->stmts[i];
+			json_t *o = json_pack(
+			        "{s:s,s:I,s:s,s:s,s:s,s:I,s:I,s:I,s:b,s:b}", "id", t->id, "version",
+			        (json_int_t)t->version, "leaf", t->leaf_hex, "status",
+			        tl_stmt_status_name(t->status), "currency", t->currency, "closing",
+			        (json_int_t)t->closing, "deadline_ms", (json_int_t)t->deadline_ms,
+			        "seq", (json_int_t)t->seq, "late", t->late, "closed", t->closed);
+			if (t->has_agreed)
+				json_object_set_new(o, "agreed_balance",
+				                    json_integer(t->agreed_balance));
+			if (t->has_their_balance)
+				json_object_set_new(o, "their_balance",
+				                    json_integer(t->their_balance));
+			json_array_append_new(arr, o);
+		}
+		for (size_t i = 0; i < st->nfindings; i++)
+			json_array_append_new(
+			        fnd, json_pack("{s:s,s:I,s:s}", "feed",
+			                       st->findings[i].feed ? "customer" : "supplier",
+			                       (json_int_t)st->findings[i].seq, "finding",
+			                       st->findings[i].msg));
+		json_t *o = json_pack("{s:s,s:I,s:s,s:b,s:o,s:o}", "channel", ch, "at_ms",
+		                      (json_int_t)at, "digest", dh, "terms_unilateral",
+		                      st->in_force.unilateral, "statements", arr, "findings", fnd);
+		char *js = json_dumps(o, JSON_COMPACT);
+		printf("%s\n", js);
+		free(js);
+		json_decref(o);
+	} else {
+		tl_hex_encode(ch, own.o.channel, TL_CHANNEL_LEN);
+		printf("channel %s — terms: %s, respond within %u days%s\n", ch,
+		       st->in_force.procedure == TL_PROC_NOTIFICATION ? "notification"
+		       : st->in_force.procedure == TL_PROC_BALANCE    ? "balance request"
+		                                                      : "confirmation",
+		       st->in_force.response_days,
+		       st->in_force.unilateral ? " (defaults, not agreed by both sides)" : "");
+		if (!st->nstmts)
+			printf("  no statements yet\n");
+		for (size_t i = 0; i < st->nstmts; i++) {
+			const struct tl_stmt *t = &st->stmts[i];
+			char dl[32];
+			cli_time_iso(dl, t->deadline_ms);
+			printf("  %-20s v%-3llu %-16s closing %lld %s  deadline %s%s  leaf %.12s\n",
+			       t->id, (unsigned long long)t->version,
+			       tl_stmt_status_name(t->status), (long long)t->closing, t->currency,
+			       dl, t->late ? " (answered late)" : "", t->leaf_hex);
+		}
+		for (size_t i = 0; i < st->nfindings; i++)
+			printf("  finding: %s\n", st->findings[i].msg);
+		printf("state digest %s (times are the authors' claims until witnesses, issue 5)\n",
+		       dh);
+	}
+	rc = 0;
+	goto out;
+oom:
+	rc = cli_fail(c, EXIT_ENV, "computing the channel state: %s", tl_strerror(rc));
+out:
+	tl_state_free(st);
+	tl_state_builder_free(b);
+	for (int k = 0; k < 2; k++) {
+		tl_buf_release(&r[k].data);
+		free(r[k].off);
+	}
+	return rc;
+}
+
 int cmd_channel(int argc, char **argv)
 {
-	static const char *const allowed[] = {"--book", "--peer", "--label", NULL};
+	static const char *const allowed[] = {"--book", "--peer", "--label", "--at", NULL};
 	struct cli c = {.cmd = "channel"};
 	int rc;
 	if (argc < 1)
@@ -269,6 +427,9 @@ int cmd_channel(int argc, char **argv)
 	} else if (strcmp(sub, "list") == 0 && c.npos == 0) {
 		c.cmd = "channel list";
 		rc = channel_list(&c, NULL);
+	} else if (strcmp(sub, "state") == 0 && c.npos == 1) {
+		c.cmd = "channel state";
+		rc = channel_state(&c, c.pos[0]);
 	} else if (strcmp(sub, "show") == 0 && c.npos == 1) {
 		c.cmd = "channel show";
 		rc = channel_list(&c, c.pos[0]);

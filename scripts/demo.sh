@@ -48,23 +48,36 @@ cfeed=$(run "$tally" --home "$C" channel open --book customer-bj --peer "$suppli
 wait_size "$C" "$sfeed" 1; wait_size "$S" "$cfeed" 1
 run "$tally" --home "$S" status
 
-step "3. The customer watches; the supplier sends a statement of account, a reminder, a comment"
+step "3. The customer watches; the supplier imports its statement of account from the ERP's CSV"
 "$tally" --home "$C" watch >"$demo/watch.txt" 2>/dev/null & pids="$pids $!"
 sleep 0.3
-run "$tally" --home "$S" feed append "$sfeed" --jsonl "$root/examples/statement.jsonl"
-wait_size "$C" "$sfeed" 4
+leaf=$(run "$tally" --home "$S" statement import "$root/examples/statement.csv" --channel "$sfeed" \
+	--id ST-2026-11-0042 --currency CNY --from 2026-11-01 --to 2026-11-30 --opening 12500.00 |
+	cut -d' ' -f2)
+echo "statement entry (leaf hash) $leaf"
+run "$tally" --home "$S" feed append "$sfeed" --kind reminder \
+	--body "{\"statement\":\"$leaf\",\"level\":1,\"via\":\"email\"}"
+wait_size "$C" "$sfeed" 3
 sleep 0.2
 echo "-- what the customer's watch printed, as it happened:"
 cat "$demo/watch.txt"
 
 step "4. The customer answers in its own feed; the supplier receives it at once"
 run "$tally" --home "$C" feed append "$cfeed" --kind comment \
-	--body '{"statement":"ST-2026-11-0042","text":"received, checking against our payables"}'
+	--body "{\"statement\":\"$leaf\",\"text\":\"received, checking against our payables\"}"
 wait_size "$S" "$cfeed" 3
 run "$tally" --home "$S" feed log "$cfeed"
+
+step "4b. The customer matches the statement against its own payables (exit 1: differences)"
+run "$tally" --home "$C" match "$leaf" --ledger "$root/examples/payables.csv" || true
 sleep 1.2 # receipts (`seen`) are batched once a second
 run "$tally" --home "$C" channel list
 run "$tally" --home "$S" channel list
+
+step "4c. Both sides compute the channel state from the two feeds: same statuses, same digest"
+at=$(($(date +%s) * 1000))
+run "$tally" --home "$S" channel state "$sfeed" --at "$at"
+run "$tally" --home "$C" channel state "$cfeed" --at "$at"
 
 step "5. An auditor's bundle of both feeds, from the customer's node, verified offline"
 run "$tally" --home "$C" export "$cfeed" "$sfeed" -o "$demo/bundle.json"
