@@ -392,7 +392,9 @@ static int pack_write(void *data, const char *buf, size_t len)
 
 /* ["heads", [[origin, size], ...]]: our own feeds of the channel and our
  * copies of the peer's feeds. */
-static void send_heads(struct peer *p)
+/* ask: the peer should answer with its own heads (sent when a channel is
+ * opened on a live session, so that both sides learn where the other is). */
+static void send_heads(struct peer *p, int ask)
 {
 	struct tl_feed *feeds = NULL;
 	size_t nf = 0, k = 0;
@@ -411,7 +413,7 @@ static void send_heads(struct peer *p)
 	}
 	tl_buf_init(&m, TL_FRAME_MAX);
 	msgpack_packer_init(&pk, &m, pack_write);
-	msgpack_pack_array(&pk, 2);
+	msgpack_pack_array(&pk, ask ? 3 : 2);
 	msgpack_pack_str_with_body(&pk, "heads", 5);
 	msgpack_pack_array(&pk, (uint32_t)k);
 	for (size_t i = 0; i < k; i++) {
@@ -419,15 +421,26 @@ static void send_heads(struct peer *p)
 		msgpack_pack_str_with_body(&pk, feeds[i].origin, TL_ORIGIN_LEN);
 		msgpack_pack_uint64(&pk, feeds[i].head.size);
 	}
-	/* Cursors for our own feeds start unknown until the peer's heads say
-	 * where it is. */
-	free(p->cursors);
-	p->cursors = calloc(k ? k : 1, sizeof *p->cursors);
-	p->ncursors = 0;
-	for (size_t i = 0; i < k && p->cursors; i++)
-		if (feeds[i].flags & TL_FEED_OWN)
-			memcpy(p->cursors[p->ncursors++].origin, feeds[i].origin,
-			       TL_ORIGIN_LEN + 1);
+	if (ask)
+		msgpack_pack_true(&pk);
+	/* A cursor for each of our own feeds: kept where one exists already; a
+	 * new one is unknown until the peer's heads say where the peer is. */
+	struct cursor *nc = calloc(k ? k : 1, sizeof *nc);
+	size_t nn = 0;
+	for (size_t i = 0; i < k && nc; i++) {
+		if (!(feeds[i].flags & TL_FEED_OWN))
+			continue;
+		memcpy(nc[nn].origin, feeds[i].origin, TL_ORIGIN_LEN + 1);
+		for (size_t c = 0; c < p->ncursors; c++)
+			if (strcmp(p->cursors[c].origin, nc[nn].origin) == 0)
+				nc[nn] = p->cursors[c];
+		nn++;
+	}
+	if (nc) {
+		free(p->cursors);
+		p->cursors = nc;
+		p->ncursors = nn;
+	}
 	send_msg(p, m.data, m.len);
 	tl_buf_release(&m);
 	free(feeds);
@@ -760,6 +773,11 @@ static void handle_msg(struct peer *p, const uint8_t *m, size_t len)
 #define IS(s) (t->size == strlen(s) && memcmp(t->ptr, s, t->size) == 0)
 	if (IS("heads") && o->via.array.size == 2)
 		handle_heads(p, &a[1]);
+	else if (IS("heads") && o->via.array.size == 3 && a[2].type == MSGPACK_OBJECT_BOOLEAN) {
+		if (a[2].via.boolean)
+			send_heads(p, 0); /* answer first: it refreshes our cursors */
+		handle_heads(p, &a[1]);
+	}
 	else if (IS("recs") && o->via.array.size == 5)
 		handle_recs(p, a);
 	else if (IS("ping") && o->via.array.size == 1)
@@ -819,7 +837,7 @@ static void session_open(struct peer *p)
 		p->target->conn = p;
 	}
 	logm(2, "session open with %s… (%s) for book %s", rh, p->addr, p->book->name);
-	send_heads(p);
+	send_heads(p, 0);
 }
 
 static void process_input(struct peer *p)
@@ -1489,7 +1507,7 @@ static void job_done(uv_work_t *req, int status)
 			for (struct peer *p = n->peers; p; p = p->next)
 				if (p->state == P_OPEN && p->book == j->book &&
 				    memcmp(p->remote, j->peer_pk, 32) == 0)
-					send_heads(p);
+					send_heads(p, 1);
 			emit(n, "channel", j->origin, 0, 0, NULL, NULL);
 		}
 	}
