@@ -1629,6 +1629,86 @@ static void receipts_flush(struct node *n)
 	}
 }
 
+
+/* Receipts owed from before a restart: for each of our feeds, if the
+ * counterparty's feed holds entries other than receipts beyond what our
+ * last `seen` covers, a receipt is due. Scans back from the end of our
+ * feed to the last `seen`, and forward over the counterparty's unreceipted
+ * tail only. */
+struct last_seen {
+	const char *peer_origin;
+	uint64_t size;
+	int found;
+};
+
+static int find_seen(void *ctx, uint64_t seq, const uint8_t *rec, size_t len,
+                     const uint8_t leaf[TL_HASH_LEN])
+{
+	struct last_seen *ls = ctx;
+	struct tl_entry e;
+	(void)seq;
+	(void)leaf;
+	if (tl_record_decode(&e, rec, len, NULL) != 0 || e.kind_len != 4 ||
+	    memcmp(e.kind, "seen", 4) != 0)
+		return 0;
+	json_t *b = tl_mp_to_json(e.body, e.body_len);
+	const char *f = json_string_value(json_object_get(b, "feed"));
+	if (f && strcmp(f, ls->peer_origin) == 0) {
+		ls->size = (uint64_t)json_integer_value(json_object_get(b, "size"));
+		ls->found = 1;
+	}
+	json_decref(b);
+	return 0;
+}
+
+static int has_content(void *ctx, uint64_t seq, const uint8_t *rec, size_t len,
+                       const uint8_t leaf[TL_HASH_LEN])
+{
+	struct tl_entry e;
+	(void)seq;
+	(void)leaf;
+	if (tl_record_decode(&e, rec, len, NULL) == 0 &&
+	    !(e.kind_len == 4 && memcmp(e.kind, "seen", 4) == 0)) {
+		*(int *)ctx = 1;
+		return 1; /* stop the scan */
+	}
+	return 0;
+}
+
+static void receipts_recover(struct node *n)
+{
+	struct tl_feed *feeds = NULL;
+	size_t nf = 0;
+	if (tl_store_feed_list(n->store, &feeds, &nf) != 0)
+		return;
+	for (size_t i = 0; i < nf; i++) {
+		struct tl_feed *own = &feeds[i], pf;
+		char po[TL_ORIGIN_LEN + 1];
+		if (!(own->flags & TL_FEED_OWN))
+			continue;
+		tl_origin_format(po, own->peer, own->o.channel);
+		if (tl_store_feed_get(n->store, po, &pf) != 0 || pf.head.size == 0)
+			continue;
+		struct last_seen ls = {po, 0, 0};
+		/* Receipts are frequent: the last one is near the end. */
+		uint64_t from = own->head.size;
+		while (from > 0 && !ls.found) {
+			uint64_t lo = from > 256 ? from - 256 : 0;
+			if (tl_store_scan(n->store, own, lo, from, find_seen, &ls) != 0)
+				break;
+			from = lo;
+		}
+		int content = 0;
+		/* A scan stopped early (1) found content; an error leaves 0. */
+		if (ls.size < pf.head.size &&
+		    tl_store_scan(n->store, &pf, ls.size, pf.head.size, has_content, &content) < 0)
+			content = 0;
+		if (content)
+			receipt_schedule(n, po);
+	}
+	free(feeds);
+}
+
 /* ------------------------------------------------------ control socket */
 
 static void ctl_written(uv_write_t *w, int status)
@@ -2161,6 +2241,7 @@ int tl_node_run(const struct tl_node_config *cfg)
 	uv_signal_start(&n->sigterm, on_signal, SIGTERM);
 	uv_signal_start(&n->sigint, on_signal, SIGINT);
 	load_targets(n);
+	receipts_recover(n);
 	logm(2, "tallyd %s listening on %s; %zu book(s); control %s", TL_VERSION, bound, n->nbooks,
 	     n->sock_path);
 
