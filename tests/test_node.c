@@ -1668,10 +1668,6 @@ static void test_receipt_after_restart(void **state)
 	struct node *a, *b;
 	char oa[TL_ORIGIN_LEN + 1], ob[TL_ORIGIN_LEN + 1];
 	const size_t n = 10;
-	/* Fails with node/daemon.c as of c7e2e5c: pending receipts are dropped
-	 * at shutdown and nothing re-derives them at start. */
-	if (!getenv("TALLY_KNOWN_BUGS"))
-		skip();
 	pair_up(x, &a, &b, oa, ob);
 	struct conv c = {0};
 	conv_add(&c, oa, 2, a, b); /* feed.open and the receipt of b's */
