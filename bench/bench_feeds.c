@@ -61,7 +61,8 @@ static void feed_open(struct feedfx *x, const char *base, const char *name, uint
 {
 	uint8_t seed[32], peer[32];
 	char err[256];
-	snprintf(x->dir, sizeof x->dir, "%s/%s", base, name);
+	if ((size_t)snprintf(x->dir, sizeof x->dir, "%.3900s/%.64s", base, name) >= sizeof x->dir)
+		die("scratch path too long", TL_EINVAL);
 	memset(seed, seedb, 32);
 	memset(peer, 0xee, 32);
 	if (tl_key_from_seed(&x->kp, seed) != 0)
