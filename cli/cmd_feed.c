@@ -238,42 +238,64 @@ static void on_durable(void *ctx, size_t first, size_t n)
 	fflush(stdout);
 }
 
+/*
+ * Sends the entries to the running node in requests of at most
+ * NODE_REQ_ITEMS entries or NODE_REQ_BYTES of bodies (the node caps a
+ * control line at 64 MiB), one after another; each request is one or more
+ * durable batches, acknowledged as it completes. A failure stops there:
+ * what was acknowledged before it is stored.
+ */
+#define NODE_REQ_ITEMS 16384
+#define NODE_REQ_BYTES ((size_t)16 << 20)
+
 static int append_via_node(struct cli *c, int fd, const char *origin, const struct pending *p)
 {
-	json_t *items = json_array();
-	for (size_t i = 0; i < p->n; i++) {
-		json_t *body = tl_mp_to_json(p->bodies.data + p->body_off[i],
-		                             p->body_off[i + 1] - p->body_off[i]);
-		json_array_append_new(items, json_pack("{s:s,s:o}", "kind",
-		                                       (const char *)p->kinds.data + p->kind_off[i],
-		                                       "body", body ? body : json_object()));
-	}
-	json_t *req = json_pack("{s:s,s:s,s:o}", "op", "append", "origin", origin, "items", items);
-	json_t *resp = cli_control_call(c, fd, req);
-	json_decref(req);
-	if (!resp)
-		return EXIT_ENV;
+	size_t i = 0, acked = 0;
 	int rc = 0;
-	if (!json_is_true(json_object_get(resp, "ok"))) {
-		rc = cli_fail(c, EXIT_INVALID, "tallyd refused the append: %s",
-		              json_string_value(json_object_get(resp, "error")));
-	} else {
-		size_t i;
-		json_t *v;
-		json_array_foreach(json_object_get(json_object_get(resp, "result"), "appended"), i,
-		                   v)
-		{
-			if (c->json)
-				printf("{\"seq\":%lld,\"leaf\":\"%s\"}\n",
-				       (long long)json_integer_value(json_object_get(v, "seq")),
-				       json_string_value(json_object_get(v, "leaf")));
-			else
-				printf("%lld %s\n",
-				       (long long)json_integer_value(json_object_get(v, "seq")),
-				       json_string_value(json_object_get(v, "leaf")));
+	while (i < p->n && rc == 0) {
+		json_t *items = json_array();
+		size_t first = i, bytes = 0;
+		for (; i < p->n && i - first < NODE_REQ_ITEMS &&
+		       (bytes < NODE_REQ_BYTES || i == first);
+		     i++) {
+			size_t bl = p->body_off[i + 1] - p->body_off[i];
+			json_t *body = tl_mp_to_json(p->bodies.data + p->body_off[i], bl);
+			bytes += bl;
+			json_array_append_new(
+			        items, json_pack("{s:s,s:o}", "kind",
+			                         (const char *)p->kinds.data + p->kind_off[i],
+			                         "body", body ? body : json_object()));
 		}
+		json_t *req = json_pack("{s:s,s:s,s:o}", "op", "append", "origin", origin, "items",
+		                        items);
+		json_t *resp = cli_control_call(c, fd, req);
+		json_decref(req);
+		if (!resp)
+			return EXIT_ENV;
+		if (!json_is_true(json_object_get(resp, "ok"))) {
+			rc = cli_fail(c, EXIT_INVALID,
+			              "tallyd refused the append after %zu of %zu entries: %s",
+			              acked, p->n,
+			              json_string_value(json_object_get(resp, "error")));
+		} else {
+			size_t k;
+			json_t *v;
+			json_array_foreach(
+			        json_object_get(json_object_get(resp, "result"), "appended"), k, v)
+			{
+				long long seq =
+				        (long long)json_integer_value(json_object_get(v, "seq"));
+				const char *leaf = json_string_value(json_object_get(v, "leaf"));
+				if (c->json)
+					printf("{\"seq\":%lld,\"leaf\":\"%s\"}\n", seq, leaf);
+				else
+					printf("%lld %s\n", seq, leaf);
+				acked++;
+			}
+			fflush(stdout);
+		}
+		json_decref(resp);
 	}
-	json_decref(resp);
 	return rc;
 }
 
