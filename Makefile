@@ -119,6 +119,6 @@ format-check:
 	clang-format --dry-run --Werror $(FORMAT_SRC)
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-ci
 
 -include $(LIB_OBJ:.o=.d) $(BUILD)/cli/main.d $(BUILD)/node/main.d $(TEST_BIN:=.d)
