@@ -22,8 +22,8 @@
 #include <pthread.h>
 #include <sodium.h>
 #include <stdarg.h>
-#include <stdio.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -202,7 +202,7 @@ struct peer {
 	struct tl_session sess;
 	struct tl_buf rbuf;
 	size_t wqueued;
-	int pending_ingest;                    /* batches received, not yet stored */
+	int pending_ingest;                  /* batches received, not yet stored */
 	struct job *inq[MAX_PENDING_INGEST]; /* being verified, in arrival order */
 	int inq_n;
 	int reading;
@@ -777,8 +777,7 @@ static void handle_msg(struct peer *p, const uint8_t *m, size_t len)
 		if (a[2].via.boolean)
 			send_heads(p, 0); /* answer first: it refreshes our cursors */
 		handle_heads(p, &a[1]);
-	}
-	else if (IS("recs") && o->via.array.size == 5)
+	} else if (IS("recs") && o->via.array.size == 5)
 		handle_recs(p, a);
 	else if (IS("ping") && o->via.array.size == 1)
 		send_simple(p, "pong");
@@ -1629,7 +1628,6 @@ static void receipts_flush(struct node *n)
 	}
 }
 
-
 /* Receipts owed from before a restart: for each of our feeds, if the
  * counterparty's feed holds entries other than receipts beyond what our
  * last `seen` covers, a receipt is due. Scans back from the end of our
@@ -1684,7 +1682,8 @@ static void receipts_recover(struct node *n)
 	for (size_t i = 0; i < nf; i++) {
 		struct tl_feed *own = &feeds[i], pf;
 		char po[TL_ORIGIN_LEN + 1];
-		if (!(own->flags & TL_FEED_OWN))
+		/* Two books of this node share one store: no receipts between them. */
+		if (!(own->flags & TL_FEED_OWN) || book_by_pk(n, own->peer))
 			continue;
 		tl_origin_format(po, own->peer, own->o.channel);
 		if (tl_store_feed_get(n->store, po, &pf) != 0 || pf.head.size == 0)
@@ -1824,14 +1823,12 @@ static const char *append_prepare(struct node *n, struct job *j, json_t *req, ch
 		memcpy(j->origin, f.origin, sizeof j->origin);
 		j->items = calloc(k, sizeof *j->items);
 		j->out = calloc(k, sizeof *j->out);
-		size_t *koff = calloc(k, sizeof *koff),
-		       *boff = calloc(k + 1, sizeof *boff);
+		size_t *koff = calloc(k, sizeof *koff), *boff = calloc(k + 1, sizeof *boff);
 		if (!j->items || !j->out || !koff || !boff)
 			e = "out of memory";
 		for (size_t i = 0; !e && i < k; i++) {
 			json_t *it = json_array_get(items, i);
-			const char *kind =
-			        json_string_value(json_object_get(it, "kind"));
+			const char *kind = json_string_value(json_object_get(it, "kind"));
 			json_t *body = json_object_get(it, "body");
 			if (!kind || !*kind || strlen(kind) > TL_KIND_MAX ||
 			    !json_is_object(body)) {
@@ -1851,10 +1848,8 @@ static const char *append_prepare(struct node *n, struct job *j, json_t *req, ch
 			for (size_t i = 0; i < k; i++)
 				j->items[i] = (struct tl_item){
 				        (const char *)j->kinds.data + koff[i],
-				        strlen((const char *)j->kinds.data +
-				               koff[i]),
-				        j->bodies.data + boff[i],
-				        boff[i + 1] - boff[i]};
+				        strlen((const char *)j->kinds.data + koff[i]),
+				        j->bodies.data + boff[i], boff[i + 1] - boff[i]};
 			j->nitems = k;
 		}
 		free(koff);
