@@ -99,6 +99,10 @@ int cmd_watch(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_statement(int argc, char **argv);
 int cmd_match(int argc, char **argv);
+int cmd_key(int argc, char **argv);
+int cmd_confirm(int argc, char **argv);
+int cmd_dispute(int argc, char **argv);
+int cmd_view(int argc, char **argv);
 
 /* The control socket of a running tallyd: a connected fd, or -1 when no
  * node runs on this home. call sends one JSON request line and returns the

@@ -358,13 +358,28 @@ static int channel_state(struct cli *c, const char *which)
 			if (t->has_their_balance)
 				json_object_set_new(o, "their_balance",
 				                    json_integer(t->their_balance));
+			if (t->ndlines) {
+				json_t *dl = json_array();
+				for (size_t k = 0; k < t->ndlines; k++) {
+					json_t *l = json_pack("{s:s,s:I,s:s}", "doc",
+					                      t->lines[k].doc, "their_amount",
+					                      (json_int_t)t->lines[k].their_amount,
+					                      "reason",
+					                      tl_reason_name(t->lines[k].reason));
+					if (t->lines[k].note)
+						json_object_set_new(l, "note",
+						                    json_string(t->lines[k].note));
+					json_array_append_new(dl, l);
+				}
+				json_object_set_new(o, "dispute_lines", dl);
+			}
 			json_array_append_new(arr, o);
 		}
 		for (size_t i = 0; i < st->nfindings; i++)
 			json_array_append_new(
 			        fnd, json_pack("{s:s,s:I,s:s}", "feed",
 			                       st->findings[i].feed ? "customer" : "supplier",
-			                       (json_int_t)st->findings[i].seq, "finding",
+			                       "seq", (json_int_t)st->findings[i].seq, "finding",
 			                       st->findings[i].msg));
 		json_t *o = json_pack("{s:s,s:I,s:s,s:b,s:o,s:o}", "channel", ch, "at_ms",
 		                      (json_int_t)at, "digest", dh, "terms_unilateral",

@@ -36,6 +36,16 @@ static const char usage_text[] =
         "                   [--date D] [--opening X] [--encoding gb18030] [--dry-run]\n"
         "  match STATEMENT --ledger PAYABLES.csv [--tolerance X] [--window DAYS]\n"
         "                   [--encoding gb18030] [--json]   exit 0 confirm, 1 dispute\n"
+        "  key new --name NAME [-o FILE]          a person key; prints its public key\n"
+        "  key grant --book B --channel C --key HEX --role clerk|approver|director --name N\n"
+        "  key revoke --book B --channel C --key HEX\n"
+        "  view STATEMENT_LEAF --channel C\n"
+        "  confirm STATEMENT_LEAF --channel C --key PERSON_KEY_FILE [--balance X]\n"
+        "  dispute STATEMENT_LEAF --channel C --key PERSON_KEY_FILE --balance X\n"
+        "          --line DOC --their-amount X --reason CODE [--note TEXT] ...\n"
+        "          (reasons: price quantity quality not_received payment_not_recorded\n"
+        "           duplicate tax fx cut_off other; amounts in minor units)\n"
+        "Person key passphrases come from $TALLY_PERSON_PASSPHRASE, else as below.\n"
         "\n"
         "verification (needs no data directory):\n"
         "  verify FILE [--vkey V]... [--witness V]... [--quorum K]\n"
@@ -55,7 +65,9 @@ int main(int argc, char **argv)
 	        {"verify", cmd_verify},   {"checkpoint", cmd_checkpoint},
 	        {"channel", cmd_channel}, {"watch", cmd_watch},
 	        {"status", cmd_status},   {"statement", cmd_statement},
-	        {"match", cmd_match},
+	        {"match", cmd_match},     {"key", cmd_key},
+	        {"confirm", cmd_confirm}, {"dispute", cmd_dispute},
+	        {"view", cmd_view},
 	};
 	if (tl_init() != 0) {
 		fprintf(stderr, "tally: cannot initialise libsodium\n");
