@@ -181,8 +181,8 @@ struct tl_merkle_src tl_merkle_mem_src(struct tl_merkle_mem *m);
  * ephemerals are wiped once the keys exist).
  */
 
-#define TL_FRAME_MAX (8u << 20)  /* plaintext bytes in one frame */
-#define TL_FRAME_OVERHEAD (4 + 16) /* length prefix + AEAD tag */
+#define TL_FRAME_MAX      (8u << 20) /* plaintext bytes in one frame */
+#define TL_FRAME_OVERHEAD (4 + 16)   /* length prefix + AEAD tag */
 
 enum tl_hs_role { TL_HS_INITIATOR, TL_HS_RESPONDER };
 
@@ -220,8 +220,7 @@ int tl_hs_session(struct tl_hs *hs, struct tl_session *out) TL_WUR;
 void tl_session_wipe(struct tl_session *s);
 /* Appends one frame: 4-byte big-endian ciphertext length, then the AEAD
  * (XChaCha20-Poly1305) of pt with nonce = tx counter, AD = the length. */
-int tl_session_seal(struct tl_session *s, const uint8_t *pt, size_t len,
-                    struct tl_buf *out) TL_WUR;
+int tl_session_seal(struct tl_session *s, const uint8_t *pt, size_t len, struct tl_buf *out) TL_WUR;
 /*
  * Opens the next frame from in: 0 with *used = 0 if incomplete; 0 with the
  * plaintext appended to pt and *used = frame size; TL_ETOOBIG if the length

@@ -814,9 +814,9 @@ int tl_store_append(struct tl_store *s, const char *origin, const struct tl_rec 
 	return tl_store_append_cp(s, origin, recs, n, flags, bad, after, NULL, 0);
 }
 
-int tl_store_append_cp(struct tl_store *s, const char *origin, const struct tl_rec *recs,
-                       size_t n, unsigned flags, size_t *bad, struct tl_feed *after,
-                       const char *note, size_t note_len)
+int tl_store_append_cp(struct tl_store *s, const char *origin, const struct tl_rec *recs, size_t n,
+                       unsigned flags, size_t *bad, struct tl_feed *after, const char *note,
+                       size_t note_len)
 {
 	MDB_txn *txn = NULL;
 	struct tl_feed f;
@@ -1278,8 +1278,8 @@ int tl_store_peer_list(struct tl_store *s, struct tl_peer **out, size_t *n)
  * forks: feed id (8) || seq (8) -> len_a (4) || record a || record b. Two
  * records signed by one key for one (origin, seq): the equivocation proof.
  */
-int tl_store_fork_put(struct tl_store *s, const struct tl_feed *f, uint64_t seq,
-                      const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+int tl_store_fork_put(struct tl_store *s, const struct tl_feed *f, uint64_t seq, const uint8_t *a,
+                      size_t alen, const uint8_t *b, size_t blen)
 {
 	MDB_txn *txn;
 	MDB_val k, v;

@@ -88,9 +88,9 @@ int tl_store_append(struct tl_store *s, const char *origin, const struct tl_rec 
 
 /* The same, and in the same transaction the signed checkpoint note of the
  * feed at its new size (the caller has verified it). */
-int tl_store_append_cp(struct tl_store *s, const char *origin, const struct tl_rec *recs,
-                       size_t n, unsigned flags, size_t *bad, struct tl_feed *after,
-                       const char *note, size_t note_len) TL_WUR;
+int tl_store_append_cp(struct tl_store *s, const char *origin, const struct tl_rec *recs, size_t n,
+                       unsigned flags, size_t *bad, struct tl_feed *after, const char *note,
+                       size_t note_len) TL_WUR;
 
 /* Copies record seq into out (reset first) after checking it against its
  * stored leaf hash: TL_ECORRUPT names feed and seq in tl_store_errmsg(). */
@@ -156,8 +156,8 @@ int tl_store_peer_list(struct tl_store *s, struct tl_peer **out, size_t *n) TL_W
 
 /* Keeps two different records for one (origin, seq) as an equivocation
  * proof and marks the feed TL_FEED_FORKED. */
-int tl_store_fork_put(struct tl_store *s, const struct tl_feed *f, uint64_t seq,
-                      const uint8_t *a, size_t alen, const uint8_t *b, size_t blen) TL_WUR;
+int tl_store_fork_put(struct tl_store *s, const struct tl_feed *f, uint64_t seq, const uint8_t *a,
+                      size_t alen, const uint8_t *b, size_t blen) TL_WUR;
 
 /* --------------------------------------------------- local appends */
 
