@@ -119,19 +119,6 @@ static int stmt_from_file(struct cli *c, const char *path, json_t **out)
 	return 0;
 }
 
-/* Minor units as a plain decimal ("-1234.50"), as the options take them. */
-static void fmt_amount(char out[32], int64_t v, unsigned exp)
-{
-	uint64_t m = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v, p = 1;
-	for (unsigned i = 0; i < exp; i++)
-		p *= 10;
-	if (exp == 0)
-		snprintf(out, 32, "%s%llu", v < 0 ? "-" : "", (unsigned long long)m);
-	else
-		snprintf(out, 32, "%s%llu.%0*llu", v < 0 ? "-" : "", (unsigned long long)(m / p),
-		         (int)exp, (unsigned long long)(m % p));
-}
-
 /* An argument as a POSIX shell word: as is when safe, else single-quoted. */
 static void shell_word(FILE *fp, const char *s)
 {
@@ -157,28 +144,28 @@ static void shell_word(FILE *fp, const char *s)
 
 /* What to do next, for people: the arguments of the confirmation or the
  * dispute (those commands are still being built, issue 4). */
-static void print_next(const struct tl_match_report *r, const char *stmt, unsigned exp)
+/* The signing commands take integer minor units, so amounts are printed so. */
+static void print_next(const struct tl_match_report *r, const char *stmt)
 {
-	char a[32];
 	if (r->proposal == TL_MATCH_CONFIRM) {
-		fmt_amount(a, r->totals.ledger_closing, exp);
-		printf("\nNext: confirm the statement. `tally confirm` is not available yet; when "
-		       "it "
-		       "is, an approver runs:\n  tally confirm ");
+		printf("\nNext: an approver confirms the statement (minor units):\n  tally "
+		       "confirm ");
 		shell_word(stdout, stmt);
-		printf(" --key PERSON_KEY --balance %s\n", a);
+		printf(" --channel CHANNEL --key PERSON_KEY_FILE --balance %lld\n",
+		       (long long)r->totals.ledger_closing);
 		return;
 	}
-	printf("\nNext: dispute the statement. `tally dispute` is not available yet; when it is, "
-	       "an approver runs\n(check each reason, add --note TEXT and --attach FILE where "
-	       "useful):\n  tally dispute ");
+	printf("\nNext: an approver disputes the statement (check each reason; amounts in minor "
+	       "units; add --note TEXT where useful):\n  tally dispute ");
 	shell_word(stdout, stmt);
+	printf(" --channel CHANNEL --key PERSON_KEY_FILE --balance %lld",
+	       (long long)r->totals.ledger_closing);
 	for (size_t i = 0; i < r->n_dispute; i++) {
 		const struct tl_match_dispute *d = &r->dispute[i];
-		fmt_amount(a, d->their_amount, exp);
 		printf(" \\\n    --line ");
 		shell_word(stdout, d->doc);
-		printf(" --their-amount %s --reason %s", a, tl_match_reason_name(d->reason));
+		printf(" --their-amount %lld --reason %s", (long long)d->their_amount,
+		       tl_match_reason_name(d->reason));
 	}
 	printf("\n");
 }
@@ -299,7 +286,7 @@ static int match(struct cli *c, struct job *j)
 		if (tl_match_report_text(j->rep, 0, exp > 4 ? 4 : (int)exp, &j->text) != 0)
 			return cli_fail(c, EXIT_ENV, "out of memory");
 		fwrite(j->text.data, 1, j->text.len, stdout);
-		print_next(j->rep, s, exp);
+		print_next(j->rep, s);
 	}
 	if (fflush(stdout) != 0)
 		return cli_fail(c, EXIT_ENV, "writing the report failed");

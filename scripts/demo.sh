@@ -74,7 +74,31 @@ sleep 1.2 # receipts (`seen`) are batched once a second
 run "$tally" --home "$C" channel list
 run "$tally" --home "$S" channel list
 
-step "4c. Both sides compute the channel state from the two feeds: same statuses, same digest"
+step "4c. The customer's approver disputes the two lines, signing with a person key"
+export TALLY_PERSON_PASSPHRASE="approver passphrase, demo only"
+approver=$(run "$tally" --home "$C" key new --name li.approver)
+run "$tally" --home "$C" key grant --book customer-bj --channel "$cfeed" --key "$approver" \
+	--role approver --name "Li (AP approver)"
+run "$tally" --home "$C" view "$leaf" --channel "$cfeed"
+seq=$(run "$tally" --home "$C" dispute "$leaf" --channel "$cfeed" \
+	--key "$C/people/li.approver.key" --balance 631950 \
+	--line INV-88031 --their-amount 195000 --reason price --note "contract price 1950.00" \
+	--line INV-88102 --their-amount 0 --reason not_received | cut -d' ' -f1)
+wait_size "$S" "$cfeed" $((seq + 1))
+
+step "4d. The supplier re-issues the statement (version 2 supersedes version 1)"
+out=$(run "$tally" --home "$S" statement import "$root/examples/statement-v2.csv" \
+	--channel "$sfeed" --id ST-2026-11-0042 --version 2 --supersedes "$leaf" --currency CNY \
+	--from 2026-11-01 --to 2026-11-30 --opening 12500.00)
+leaf2=$(echo "$out" | cut -d' ' -f2)
+wait_size "$C" "$sfeed" $(($(echo "$out" | cut -d' ' -f1) + 1))
+run "$tally" --home "$C" match "$leaf2" --ledger "$root/examples/payables.csv" | tail -3
+seq=$(run "$tally" --home "$C" confirm "$leaf2" --channel "$cfeed" \
+	--key "$C/people/li.approver.key" | cut -d' ' -f1)
+wait_size "$S" "$cfeed" $((seq + 1))
+
+step "4e. Both sides compute the channel state from the two feeds: same statuses, same digest"
+sleep 1.2 # let the last receipts land
 at=$(($(date +%s) * 1000))
 run "$tally" --home "$S" channel state "$sfeed" --at "$at"
 run "$tally" --home "$C" channel state "$cfeed" --at "$at"

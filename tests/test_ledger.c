@@ -331,7 +331,7 @@ static void test_match_confirm(void **state)
 	const char *a[] = {"tally", "match", x->stmt, "--ledger", x->good, NULL};
 	assert_int_equal(tally(x, &r, a), 0);
 	assert_non_null(strstr(r.out, "Proposal: CONFIRM"));
-	assert_non_null(strstr(r.out, "--balance 9700.50"));
+	assert_non_null(strstr(r.out, "--balance 970050"));
 	const char *b[] = {"tally", "match", x->stmt, "--ledger", x->good, "--json", NULL};
 	assert_int_equal(tally(x, &r, b), 0);
 	json_t *j = json_loads(r.out, 0, NULL);
@@ -367,9 +367,9 @@ static void test_match_dispute(void **state)
 	const char *b[] = {"tally", "match", x->stmt, "--ledger", x->bad, NULL};
 	assert_int_equal(tally(x, &r, b), 1);
 	assert_non_null(strstr(r.out, "Proposal: DISPUTE"));
-	assert_non_null(strstr(r.out, "--line INV-88031 --their-amount 2000.00 --reason price"));
+	assert_non_null(strstr(r.out, "--line INV-88031 --their-amount 200000 --reason price"));
 	assert_non_null(
-	        strstr(r.out, "--line INV-88102 --their-amount 3180.50 --reason not_received"));
+	        strstr(r.out, "--line INV-88102 --their-amount 318050 --reason not_received"));
 
 	/* Within a tolerance of 50.00 the price difference goes away. */
 	const char *c[] = {"tally",  "match",       x->stmt, "--ledger", x->bad,
