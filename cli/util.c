@@ -162,6 +162,8 @@ int cli_open_store(struct cli *c, int create)
 {
 	char path[4200], err[512];
 	struct stat sb;
+	if (c->store)
+		return 0; /* already open for this command */
 	if (create) {
 		snprintf(path, sizeof path, "%s/keys", c->home);
 		if (mkdir_p(c->home, 0700) != 0 || mkdir_p(path, 0700) != 0)
