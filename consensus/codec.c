@@ -20,15 +20,6 @@
 /* Entries up to this size are verified without touching the heap. */
 #define VERIFY_STACK_BUF 4096
 
-enum mp_type { MP_NIL, MP_BOOL, MP_UINT, MP_INT, MP_STR, MP_BIN, MP_ARRAY, MP_MAP };
-
-struct mp_item {
-	enum mp_type type;
-	uint64_t u;          /* UINT and BOOL value; STR/BIN length; ARRAY/MAP count */
-	int64_t i;           /* INT value, always < -32 or a negative fixint */
-	const uint8_t *data; /* STR/BIN payload */
-};
-
 static uint64_t load_be(const uint8_t *p, unsigned n)
 {
 	uint64_t v = 0;
@@ -56,7 +47,7 @@ static int64_t load_be_signed(const uint8_t *p, unsigned n)
  * success *pos is past what was read (a container's elements are not). On
  * failure *pos is the offset of the faulty header.
  */
-static int mp_item(const uint8_t *p, size_t len, size_t *pos, struct mp_item *it)
+int tl_mp_next(const uint8_t *p, size_t len, size_t *pos, struct tl_mp_item *it)
 {
 	/* Smallest value each wider form may carry; below it a shorter form exists. */
 	static const uint64_t umin[4] = {0x80, 0x100, 0x10000, UINT64_C(0x100000000)};
@@ -74,25 +65,25 @@ static int mp_item(const uint8_t *p, size_t len, size_t *pos, struct mp_item *it
 	memset(it, 0, sizeof *it);
 
 	if (b <= 0x7f) {
-		it->type = MP_UINT;
+		it->type = TL_MP_UINT;
 		it->u = b;
 		*pos = at + 1;
 		return 0;
 	}
 	if (b >= 0xe0) {
-		it->type = MP_INT;
+		it->type = TL_MP_INT;
 		it->i = (int64_t)b - 256;
 		*pos = at + 1;
 		return 0;
 	}
 	if (b <= 0x8f || (b >= 0x90 && b <= 0x9f)) {
-		it->type = b <= 0x8f ? MP_MAP : MP_ARRAY;
+		it->type = b <= 0x8f ? TL_MP_MAP : TL_MP_ARRAY;
 		it->u = b & 0x0f;
 		w = 0;
 		goto container;
 	}
 	if (b >= 0xa0 && b <= 0xbf) {
-		it->type = MP_STR;
+		it->type = TL_MP_STR;
 		it->u = b & 0x1f;
 		w = 0;
 		goto bytes;
@@ -100,12 +91,12 @@ static int mp_item(const uint8_t *p, size_t len, size_t *pos, struct mp_item *it
 
 	switch (b) {
 	case 0xc0:
-		it->type = MP_NIL;
+		it->type = TL_MP_NIL;
 		*pos = at + 1;
 		return 0;
 	case 0xc2:
 	case 0xc3:
-		it->type = MP_BOOL;
+		it->type = TL_MP_BOOL;
 		it->u = b == 0xc3;
 		*pos = at + 1;
 		return 0;
@@ -116,7 +107,7 @@ static int mp_item(const uint8_t *p, size_t len, size_t *pos, struct mp_item *it
 		w = 1u << (b - 0xcc);
 		if (w > left)
 			return TL_EFORMAT;
-		it->type = MP_UINT;
+		it->type = TL_MP_UINT;
 		it->u = load_be(p + at + 1, w);
 		if (it->u < umin[b - 0xcc])
 			return TL_ENONCANON;
@@ -129,7 +120,7 @@ static int mp_item(const uint8_t *p, size_t len, size_t *pos, struct mp_item *it
 		w = 1u << (b - 0xd0);
 		if (w > left)
 			return TL_EFORMAT;
-		it->type = MP_INT;
+		it->type = TL_MP_INT;
 		it->i = load_be_signed(p + at + 1, w);
 		/* Non-negative values must be unsigned; others as short as possible. */
 		if (it->i > imax[b - 0xd0])
@@ -142,7 +133,7 @@ static int mp_item(const uint8_t *p, size_t len, size_t *pos, struct mp_item *it
 		w = 1u << (b - 0xd9);
 		if (w > left)
 			return TL_EFORMAT;
-		it->type = MP_STR;
+		it->type = TL_MP_STR;
 		it->u = load_be(p + at + 1, w);
 		if (it->u < strmin[b - 0xd9])
 			return TL_ENONCANON;
@@ -153,7 +144,7 @@ static int mp_item(const uint8_t *p, size_t len, size_t *pos, struct mp_item *it
 		w = 1u << (b - 0xc4);
 		if (w > left)
 			return TL_EFORMAT;
-		it->type = MP_BIN;
+		it->type = TL_MP_BIN;
 		it->u = load_be(p + at + 1, w);
 		if (it->u < binmin[b - 0xc4])
 			return TL_ENONCANON;
@@ -165,7 +156,7 @@ static int mp_item(const uint8_t *p, size_t len, size_t *pos, struct mp_item *it
 		w = (b & 1) ? 4 : 2;
 		if (w > left)
 			return TL_EFORMAT;
-		it->type = b <= 0xdd ? MP_ARRAY : MP_MAP;
+		it->type = b <= 0xdd ? TL_MP_ARRAY : TL_MP_MAP;
 		it->u = load_be(p + at + 1, w);
 		if (it->u < (w == 2 ? 16 : 0x10000))
 			return TL_ENONCANON;
@@ -189,14 +180,14 @@ bytes:
 	if (it->u > left - w)
 		return TL_EFORMAT;
 	it->data = p + at + 1 + w;
-	if (it->type == MP_STR && !tl_utf8_valid(it->data, (size_t)it->u))
+	if (it->type == TL_MP_STR && !tl_utf8_valid(it->data, (size_t)it->u))
 		return TL_EFORMAT;
 	*pos = at + 1 + w + (size_t)it->u;
 	return 0;
 
 container:
 	/* Every element takes at least one byte: a bound that needs no allocation. */
-	if (it->u > (left - w) / (it->type == MP_MAP ? 2 : 1))
+	if (it->u > (left - w) / (it->type == TL_MP_MAP ? 2 : 1))
 		return TL_EFORMAT;
 	*pos = at + 1 + w;
 	return 0;
@@ -222,22 +213,22 @@ static int mp_walk(const uint8_t *p, size_t len, int want_map, size_t *where)
 {
 	struct mp_frame st[TL_MP_DEPTH_MAX];
 	struct mp_frame *f;
-	struct mp_item it;
+	struct tl_mp_item it;
 	size_t depth = 0, pos = 0, at;
 	int rc;
 
 	do {
 		f = depth ? &st[depth - 1] : NULL;
 		at = pos;
-		rc = mp_item(p, len, &pos, &it);
+		rc = tl_mp_next(p, len, &pos, &it);
 		if (rc)
 			goto fail;
-		if (!f && want_map && it.type != MP_MAP) {
+		if (!f && want_map && it.type != TL_MP_MAP) {
 			rc = TL_EFORMAT;
 			goto fail;
 		}
 		if (f && f->map && f->left % 2 == 0) {
-			if (it.type != MP_STR) {
+			if (it.type != TL_MP_STR) {
 				rc = TL_ENONCANON;
 				goto fail;
 			}
@@ -251,17 +242,17 @@ static int mp_walk(const uint8_t *p, size_t len, int want_map, size_t *where)
 		}
 		if (f)
 			f->left--;
-		if (it.type == MP_ARRAY || it.type == MP_MAP) {
+		if (it.type == TL_MP_ARRAY || it.type == TL_MP_MAP) {
 			/* An empty container is a level of nesting too. */
 			if (depth >= TL_MP_DEPTH_MAX) {
 				rc = TL_ETOOBIG;
 				goto fail;
 			}
 			if (it.u) {
-				st[depth].left = it.type == MP_MAP ? 2 * it.u : it.u;
+				st[depth].left = it.type == TL_MP_MAP ? 2 * it.u : it.u;
 				st[depth].key = NULL;
 				st[depth].keylen = 0;
-				st[depth].map = it.type == MP_MAP;
+				st[depth].map = it.type == TL_MP_MAP;
 				depth++;
 			}
 		}
@@ -409,11 +400,11 @@ int tl_record_sign_with(struct tl_buf *rec, struct tl_signer *signer)
 }
 
 /* Reads the next entry field, which must be of type t. */
-static int entry_field(const uint8_t *p, size_t len, size_t *pos, struct mp_item *it,
-                       enum mp_type t)
+static int entry_field(const uint8_t *p, size_t len, size_t *pos, struct tl_mp_item *it,
+                       enum tl_mp_type t)
 {
 	size_t at = *pos;
-	int rc = mp_item(p, len, pos, it);
+	int rc = tl_mp_next(p, len, pos, it);
 
 	if (rc)
 		return rc;
@@ -426,7 +417,7 @@ static int entry_field(const uint8_t *p, size_t len, size_t *pos, struct mp_item
 
 int tl_record_decode(struct tl_entry *e, const uint8_t *rec, size_t len, size_t *where)
 {
-	struct mp_item it;
+	struct tl_mp_item it;
 	size_t n, pos = 0, at = 0, off = 0;
 	int rc;
 
@@ -448,7 +439,7 @@ int tl_record_decode(struct tl_entry *e, const uint8_t *rec, size_t len, size_t 
 	 * Each field is read in canonical form and the body must end exactly
 	 * at the signature, so the entry is exactly one canonical array.
 	 */
-	rc = entry_field(rec, n, &pos, &it, MP_ARRAY);
+	rc = entry_field(rec, n, &pos, &it, TL_MP_ARRAY);
 	if (rc)
 		goto fail_pos;
 	if (it.u != 7) {
@@ -456,7 +447,7 @@ int tl_record_decode(struct tl_entry *e, const uint8_t *rec, size_t len, size_t 
 		goto fail;
 	}
 	at = pos;
-	rc = entry_field(rec, n, &pos, &it, MP_UINT);
+	rc = entry_field(rec, n, &pos, &it, TL_MP_UINT);
 	if (rc)
 		goto fail_pos;
 	if (it.u != TL_ENTRY_VERSION) {
@@ -464,7 +455,7 @@ int tl_record_decode(struct tl_entry *e, const uint8_t *rec, size_t len, size_t 
 		goto fail;
 	}
 	at = pos;
-	rc = entry_field(rec, n, &pos, &it, MP_STR);
+	rc = entry_field(rec, n, &pos, &it, TL_MP_STR);
 	if (rc)
 		goto fail_pos;
 	if (tl_origin_parse(&e->origin, (const char *)it.data, (size_t)it.u) != 0) {
@@ -472,12 +463,12 @@ int tl_record_decode(struct tl_entry *e, const uint8_t *rec, size_t len, size_t 
 		goto fail;
 	}
 	e->origin_str = (const char *)it.data;
-	rc = entry_field(rec, n, &pos, &it, MP_UINT);
+	rc = entry_field(rec, n, &pos, &it, TL_MP_UINT);
 	if (rc)
 		goto fail_pos;
 	e->seq = it.u;
 	at = pos;
-	rc = entry_field(rec, n, &pos, &it, MP_BIN);
+	rc = entry_field(rec, n, &pos, &it, TL_MP_BIN);
 	if (rc)
 		goto fail_pos;
 	if (it.u != TL_HASH_LEN) {
@@ -485,12 +476,12 @@ int tl_record_decode(struct tl_entry *e, const uint8_t *rec, size_t len, size_t 
 		goto fail;
 	}
 	memcpy(e->prev, it.data, TL_HASH_LEN);
-	rc = entry_field(rec, n, &pos, &it, MP_UINT);
+	rc = entry_field(rec, n, &pos, &it, TL_MP_UINT);
 	if (rc)
 		goto fail_pos;
 	e->time_ms = it.u;
 	at = pos;
-	rc = entry_field(rec, n, &pos, &it, MP_STR);
+	rc = entry_field(rec, n, &pos, &it, TL_MP_STR);
 	if (rc)
 		goto fail_pos;
 	if (!kind_valid((const char *)it.data, (size_t)it.u)) {

@@ -39,111 +39,30 @@ static uint64_t load_be(const uint8_t *p, unsigned n)
 	return v;
 }
 
-/* Reads one header; str/bin payloads are consumed too, containers are not. */
+/* Reads one header; str/bin payloads are consumed too, containers are not.
+ * Bodies come from records tl_record_decode accepted, so tl_mp_next's
+ * strictness costs nothing and its bounds checks still hold. */
 static int rd_head(struct rd *r, struct mh *h)
 {
-	size_t left = r->len - r->pos;
-	const uint8_t *p = r->p + r->pos;
-	unsigned w = 0;
-	uint8_t b;
-
-	if (left < 1)
-		return -1;
-	b = p[0];
+	static const int types[] = {
+	        [TL_MP_NIL] = MT_NIL,   [TL_MP_BOOL] = MT_BOOL, [TL_MP_UINT] = MT_UINT,
+	        [TL_MP_INT] = MT_NINT,  [TL_MP_STR] = MT_STR,   [TL_MP_BIN] = MT_BIN,
+	        [TL_MP_ARRAY] = MT_ARR, [TL_MP_MAP] = MT_MAP,
+	};
+	struct tl_mp_item it;
 	memset(h, 0, sizeof *h);
 	h->t = MT_BAD;
-	if (b <= 0x7f) {
-		h->t = MT_UINT;
-		h->u = b;
-	} else if (b >= 0xe0) {
-		h->t = MT_NINT;
-		h->i = (int8_t)b;
-	} else if ((b & 0xe0) == 0xa0) {
-		h->t = MT_STR;
-		h->n = b & 0x1f;
-	} else if ((b & 0xf0) == 0x90) {
-		h->t = MT_ARR;
-		h->n = b & 0x0f;
-	} else if ((b & 0xf0) == 0x80) {
-		h->t = MT_MAP;
-		h->n = b & 0x0f;
-	} else {
-		switch (b) {
-		case 0xc0:
-			h->t = MT_NIL;
-			break;
-		case 0xc2:
-		case 0xc3:
-			h->t = MT_BOOL;
-			h->u = b & 1;
-			break;
-		case 0xcc:
-		case 0xcd:
-		case 0xce:
-		case 0xcf:
-			h->t = MT_UINT;
-			w = 1u << (b - 0xcc);
-			break;
-		case 0xd0:
-		case 0xd1:
-		case 0xd2:
-		case 0xd3:
-			h->t = MT_NINT;
-			w = 1u << (b - 0xd0);
-			break;
-		case 0xd9:
-		case 0xda:
-		case 0xdb:
-			h->t = MT_STR;
-			w = 1u << (b - 0xd9);
-			break;
-		case 0xc4:
-		case 0xc5:
-		case 0xc6:
-			h->t = MT_BIN;
-			w = 1u << (b - 0xc4);
-			break;
-		case 0xdc:
-		case 0xdd:
-			h->t = MT_ARR;
-			w = 2u << (b - 0xdc);
-			break;
-		case 0xde:
-		case 0xdf:
-			h->t = MT_MAP;
-			w = 2u << (b - 0xde);
-			break;
-		default:
-			return -1; /* float, ext: never canonical */
-		}
-	}
-	if (left - 1 < w)
+	if (r->pos >= r->len || tl_mp_next(r->p, r->len, &r->pos, &it) != 0)
 		return -1;
-	if (w) {
-		uint64_t v = load_be(p + 1, w);
-		if (h->t == MT_UINT) {
-			h->u = v;
-		} else if (h->t == MT_NINT) {
-			/* sign-extend the w-byte two's complement value */
-			unsigned bits = 8 * w;
-			h->i = bits == 64 ? (int64_t)v
-			                  : (int64_t)(v ^ (1ull << (bits - 1))) -
-			                            (int64_t)(1ull << (bits - 1));
-		} else {
-			h->n = (size_t)v;
-		}
-	}
-	r->pos += 1 + w;
-	if (h->t == MT_STR || h->t == MT_BIN) {
-		if (h->n > r->len - r->pos)
-			return -1;
-		h->data = r->p + r->pos;
-		r->pos += h->n;
-	} else if (h->t == MT_ARR || h->t == MT_MAP) {
-		/* every item takes at least one byte */
-		if (h->n > r->len - r->pos)
-			return -1;
-	}
+	h->t = types[it.type];
+	h->u = it.u;
+	h->i = it.i;
+	h->data = it.data;
+	if (it.type >= TL_MP_STR)
+		h->n = (size_t)it.u;
+	/* every item takes at least one byte */
+	if ((h->t == MT_ARR || h->t == MT_MAP) && h->n > r->len - r->pos)
+		return -1;
 	return 0;
 }
 

@@ -51,6 +51,34 @@ int tl_mp_check(const uint8_t *p, size_t len, size_t *where) TL_WUR;
 /* As tl_mp_check, and also requires the object to be a map. */
 int tl_mp_check_map(const uint8_t *p, size_t len, size_t *where) TL_WUR;
 
+/*
+ * One canonical MessagePack item at *pos: its header and, for str and bin,
+ * its payload (data points into p). Containers are not descended into:
+ * *pos moves past the header, and u says how many elements (arrays) or
+ * key/value pairs (maps) follow. Strict as tl_mp_check (shortest forms,
+ * UTF-8, no float or ext); map key order is checked by tl_mp_check only.
+ * For walking input that tl_mp_check has accepted.
+ */
+enum tl_mp_type {
+	TL_MP_NIL,
+	TL_MP_BOOL,
+	TL_MP_UINT,
+	TL_MP_INT,
+	TL_MP_STR,
+	TL_MP_BIN,
+	TL_MP_ARRAY,
+	TL_MP_MAP
+};
+
+struct tl_mp_item {
+	enum tl_mp_type type;
+	uint64_t u;          /* UINT and BOOL value; STR/BIN length; ARRAY/MAP count */
+	int64_t i;           /* INT value (negative) */
+	const uint8_t *data; /* STR/BIN payload */
+};
+
+int tl_mp_next(const uint8_t *p, size_t len, size_t *pos, struct tl_mp_item *it) TL_WUR;
+
 /* ------------------------------------------------------------- entries */
 
 /*

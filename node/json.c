@@ -283,7 +283,6 @@ int tl_json_to_mp(const json_t *j, struct tl_buf *out, char *err, size_t errcap)
  * are already proven, yet every read stays bounded so a misuse cannot read
  * outside the input.
  */
-enum mp_type { MP_NIL, MP_BOOL, MP_UINT, MP_INT, MP_STR, MP_BIN, MP_ARRAY, MP_MAP };
 
 struct mp_rd {
 	const uint8_t *p;
@@ -291,140 +290,27 @@ struct mp_rd {
 	size_t pos;
 };
 
-struct mp_val {
-	enum mp_type type;
-	uint64_t u; /* UINT, BOOL; STR/BIN length; ARRAY/MAP count */
-	int64_t i;
-	const uint8_t *data;
-};
-
-static uint64_t rd_be(const uint8_t *p, unsigned n)
+/* The next item of checked input (see tl_mp_next). */
+static int rd_next(struct mp_rd *r, struct tl_mp_item *v)
 {
-	uint64_t v = 0;
-
-	for (unsigned k = 0; k < n; k++)
-		v = v << 8 | p[k];
-	return v;
-}
-
-static int rd_next(struct mp_rd *r, struct mp_val *v)
-{
-	size_t left;
-	unsigned w = 0;
-	uint64_t x;
-	uint8_t b;
-
-	if (r->pos >= r->len)
-		return -1;
-	b = r->p[r->pos++];
-	left = r->len - r->pos;
-	memset(v, 0, sizeof *v);
-	if (b <= 0x7f) {
-		v->type = MP_UINT;
-		v->u = b;
-		return 0;
-	}
-	if (b >= 0xe0) {
-		v->type = MP_INT;
-		v->i = (int64_t)b - 256;
-		return 0;
-	}
-	if (b <= 0x9f) {
-		v->type = b <= 0x8f ? MP_MAP : MP_ARRAY;
-		v->u = b & 0x0f;
-		return 0;
-	}
-	if (b <= 0xbf) {
-		v->type = MP_STR;
-		v->u = b & 0x1f;
-		goto bytes;
-	}
-	switch (b) {
-	case 0xc0:
-		v->type = MP_NIL;
-		return 0;
-	case 0xc2:
-	case 0xc3:
-		v->type = MP_BOOL;
-		v->u = b == 0xc3;
-		return 0;
-	case 0xcc:
-	case 0xcd:
-	case 0xce:
-	case 0xcf:
-		w = 1u << (b - 0xcc);
-		if (w > left)
-			return -1;
-		v->type = MP_UINT;
-		v->u = rd_be(r->p + r->pos, w);
-		r->pos += w;
-		return 0;
-	case 0xd0:
-	case 0xd1:
-	case 0xd2:
-	case 0xd3:
-		w = 1u << (b - 0xd0);
-		if (w > left)
-			return -1;
-		x = rd_be(r->p + r->pos, w);
-		if (w < 8)
-			x |= ~UINT64_C(0) << (8 * w); /* canonical: always negative */
-		if (!(x >> 63))
-			return -1;
-		v->type = MP_INT;
-		v->i = -(int64_t)~x - 1;
-		r->pos += w;
-		return 0;
-	case 0xd9:
-	case 0xda:
-	case 0xdb:
-	case 0xc4:
-	case 0xc5:
-	case 0xc6:
-		w = 1u << (b <= 0xc6 ? b - 0xc4 : b - 0xd9);
-		if (w > left)
-			return -1;
-		v->type = b <= 0xc6 ? MP_BIN : MP_STR;
-		v->u = rd_be(r->p + r->pos, w);
-		r->pos += w;
-		goto bytes;
-	case 0xdc:
-	case 0xdd:
-	case 0xde:
-	case 0xdf:
-		w = (b & 1) ? 4 : 2;
-		if (w > left)
-			return -1;
-		v->type = b <= 0xdd ? MP_ARRAY : MP_MAP;
-		v->u = rd_be(r->p + r->pos, w);
-		r->pos += w;
-		return 0;
-	default:
-		return -1;
-	}
-bytes:
-	if (v->u > r->len - r->pos)
-		return -1;
-	v->data = r->p + r->pos;
-	r->pos += (size_t)v->u;
-	return 0;
+	return tl_mp_next(r->p, r->len, &r->pos, v) ? -1 : 0;
 }
 
 /* Skips the value whose header v was just read. */
-static int rd_skip(struct mp_rd *r, const struct mp_val *v)
+static int rd_skip(struct mp_rd *r, const struct tl_mp_item *v)
 {
 	uint64_t todo = 0;
-	struct mp_val x;
+	struct tl_mp_item x;
 
-	if (v->type == MP_ARRAY || v->type == MP_MAP)
-		todo = v->type == MP_MAP ? 2 * v->u : v->u;
+	if (v->type == TL_MP_ARRAY || v->type == TL_MP_MAP)
+		todo = v->type == TL_MP_MAP ? 2 * v->u : v->u;
 	while (todo) {
 		if (rd_next(r, &x))
 			return -1;
 		todo--;
-		if (x.type == MP_ARRAY || x.type == MP_MAP) {
+		if (x.type == TL_MP_ARRAY || x.type == TL_MP_MAP) {
 			/* Checked input: each element has a byte, so todo <= len. */
-			todo += x.type == MP_MAP ? 2 * x.u : x.u;
+			todo += x.type == TL_MP_MAP ? 2 * x.u : x.u;
 		}
 	}
 	return 0;
@@ -461,25 +347,25 @@ static json_t *m2j_uint(uint64_t u)
 
 static json_t *m2j_value(struct mp_rd *r, unsigned depth)
 {
-	struct mp_val v, k;
+	struct tl_mp_item v, k;
 	json_t *c = NULL, *x;
 
 	if (depth > TL_MP_DEPTH_MAX || rd_next(r, &v))
 		return NULL;
 	switch (v.type) {
-	case MP_NIL:
+	case TL_MP_NIL:
 		return json_null();
-	case MP_BOOL:
+	case TL_MP_BOOL:
 		return json_boolean(v.u);
-	case MP_UINT:
+	case TL_MP_UINT:
 		return m2j_uint(v.u);
-	case MP_INT:
+	case TL_MP_INT:
 		return json_integer((json_int_t)v.i);
-	case MP_STR:
+	case TL_MP_STR:
 		return json_stringn((const char *)v.data, (size_t)v.u);
-	case MP_BIN:
+	case TL_MP_BIN:
 		return m2j_bin(v.data, (size_t)v.u);
-	case MP_ARRAY:
+	case TL_MP_ARRAY:
 		c = json_array();
 		if (!c)
 			return NULL;
@@ -489,12 +375,12 @@ static json_t *m2j_value(struct mp_rd *r, unsigned depth)
 				goto fail;
 		}
 		return c;
-	case MP_MAP:
+	case TL_MP_MAP:
 		c = json_object();
 		if (!c)
 			return NULL;
 		for (uint64_t i = 0; i < v.u; i++) {
-			if (rd_next(r, &k) || k.type != MP_STR)
+			if (rd_next(r, &k) || k.type != TL_MP_STR)
 				goto fail;
 			x = m2j_value(r, depth + 1);
 			if (!x || json_object_setn_new(c, (const char *)k.data, (size_t)k.u, x))
@@ -614,33 +500,33 @@ static void sw_str(struct sw *w, const uint8_t *s, size_t n)
 		sw_put(w, "\"", 1);
 }
 
-static void sw_value(struct sw *w, const struct mp_val *v)
+static void sw_value(struct sw *w, const struct tl_mp_item *v)
 {
 	char s[32];
 
 	switch (v->type) {
-	case MP_NIL:
+	case TL_MP_NIL:
 		sw_puts(w, "null");
 		return;
-	case MP_BOOL:
+	case TL_MP_BOOL:
 		sw_puts(w, v->u ? "true" : "false");
 		return;
-	case MP_UINT:
+	case TL_MP_UINT:
 		snprintf(s, sizeof s, "%" PRIu64, v->u);
 		break;
-	case MP_INT:
+	case TL_MP_INT:
 		snprintf(s, sizeof s, "%" PRId64, v->i);
 		break;
-	case MP_STR:
+	case TL_MP_STR:
 		sw_str(w, v->data, (size_t)v->u);
 		return;
-	case MP_BIN:
+	case TL_MP_BIN:
 		snprintf(s, sizeof s, "bin[%" PRIu64 "]", v->u);
 		break;
-	case MP_ARRAY:
+	case TL_MP_ARRAY:
 		snprintf(s, sizeof s, "[%" PRIu64 "]", v->u);
 		break;
-	case MP_MAP:
+	case TL_MP_MAP:
 		sw_puts(w, v->u ? "{" ELLIPSIS "}" : "{}");
 		return;
 	}
@@ -651,14 +537,14 @@ void tl_mp_summary(const uint8_t *p, size_t len, char *out, size_t cap)
 {
 	struct mp_rd r = {.p = p, .len = len, .pos = 0};
 	struct sw w = {.out = out, .cap = cap, .len = 0, .cut = 0};
-	struct mp_val m, k, v;
+	struct tl_mp_item m, k, v;
 
 	if (!out || cap == 0)
 		return;
-	if (!p || tl_mp_check_map(p, len, NULL) != 0 || rd_next(&r, &m) || m.type != MP_MAP)
+	if (!p || tl_mp_check_map(p, len, NULL) != 0 || rd_next(&r, &m) || m.type != TL_MP_MAP)
 		goto invalid;
 	for (uint64_t i = 0; i < m.u && !w.cut; i++) {
-		if (rd_next(&r, &k) || k.type != MP_STR || rd_next(&r, &v) || rd_skip(&r, &v))
+		if (rd_next(&r, &k) || k.type != TL_MP_STR || rd_next(&r, &v) || rd_skip(&r, &v))
 			goto invalid;
 		if (i)
 			sw_put(&w, " ", 1);
