@@ -69,6 +69,12 @@ int cli_load_key(struct cli *c, const char *book, struct tl_keypair *kp);
 int cli_lock(struct cli *c, int *fd);
 void cli_unlock(int fd);
 
+/* The own feed named by a channel id (32 hex) or an own feed origin,
+ * optionally only of book, never the feed skip; a clear error when none or
+ * several match (then a feed origin is needed). Store must be open. */
+int cli_own_feed(struct cli *c, const char *which, const char *book, const char *skip,
+                 struct tl_feed *out);
+
 /* Feed by origin, with a clear error when missing. */
 int cli_feed(struct cli *c, const char *origin, struct tl_feed *f);
 /* Ensures a signed checkpoint of the feed's current size is stored (signs

@@ -155,7 +155,7 @@ static int channel_open(struct cli *c)
 		json_decref(resp);
 	} else {
 		struct tl_keypair kp;
-		struct tl_book b, other;
+		struct tl_book b;
 		int lockfd = -1;
 		if ((rc = cli_open_store(c, 0)) != 0)
 			return rc;
@@ -171,7 +171,6 @@ static int channel_open(struct cli *c)
 				local |= memcmp(all[i].pk, pk, 32) == 0;
 			free(all);
 		}
-		(void)other;
 		if ((rc = cli_load_key(c, book, &kp)) != 0)
 			return rc;
 		if ((rc = cli_lock(c, &lockfd)) == 0) {
@@ -284,8 +283,7 @@ static int copy_rec(void *ctx, uint64_t seq, const uint8_t *rec, size_t len,
 /* The state of a channel as both nodes compute it from the two feeds. */
 static int channel_state(struct cli *c, const char *which)
 {
-	struct tl_feed *feeds, own, theirs;
-	size_t nf, hits = 0;
+	struct tl_feed own, theirs;
 	struct recs r[2];
 	struct tl_state_builder *b = NULL;
 	struct tl_state *st = NULL;
@@ -296,23 +294,8 @@ static int channel_state(struct cli *c, const char *which)
 		return rc;
 	if ((rc = cli_open_store(c, 0)) != 0)
 		return rc;
-	if (tl_store_feed_list(c->store, &feeds, &nf) != 0)
-		return cli_store_fail(c, TL_ESTORE);
-	for (size_t i = 0; i < nf; i++) {
-		tl_hex_encode(ch, feeds[i].o.channel, TL_CHANNEL_LEN);
-		if ((feeds[i].flags & TL_FEED_OWN) &&
-		    (strcmp(which, ch) == 0 || strcmp(which, feeds[i].origin) == 0)) {
-			own = feeds[i];
-			hits++;
-		}
-	}
-	free(feeds);
-	if (hits != 1)
-		return cli_fail(c, EXIT_INVALID,
-		                hits ? "several books here share channel %s: give "
-		                       "a feed origin"
-		                     : "no channel %s here (see tally channel list)",
-		                which);
+	if ((rc = cli_own_feed(c, which, NULL, NULL, &own)) != 0)
+		return rc;
 	char peer_origin[TL_ORIGIN_LEN + 1];
 	tl_origin_format(peer_origin, own.peer, own.o.channel);
 	memset(r, 0, sizeof r);

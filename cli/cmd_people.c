@@ -54,38 +54,6 @@ static int hex32_valid(const char *s)
  * excludes that origin (the statement's author, when the customer answers
  * from a data directory that holds both books).
  */
-static int own_feed(struct cli *c, const char *which, const char *book, const char *skip,
-                    struct tl_feed *out)
-{
-	struct tl_feed *feeds;
-	size_t n, hits = 0;
-	char ch[TL_CHANNEL_LEN * 2 + 1];
-	if (tl_store_feed_list(c->store, &feeds, &n) != 0)
-		return cli_store_fail(c, TL_ESTORE);
-	for (size_t i = 0; i < n; i++) {
-		if (!(feeds[i].flags & TL_FEED_OWN))
-			continue;
-		if (book && strcmp(book, feeds[i].book) != 0)
-			continue;
-		if (skip && strcmp(skip, feeds[i].origin) == 0)
-			continue;
-		tl_hex_encode(ch, feeds[i].o.channel, TL_CHANNEL_LEN);
-		if (strcmp(which, feeds[i].origin) == 0 || strcmp(which, ch) == 0) {
-			*out = feeds[i];
-			hits++;
-		}
-	}
-	free(feeds);
-	if (hits == 1)
-		return 0;
-	if (hits)
-		return cli_fail(c, EXIT_INVALID,
-		                "channel %s has feeds of several books here: give the feed origin",
-		                which);
-	return cli_fail(c, EXIT_INVALID,
-	                "no feed of %s%s here in channel %s (see tally channel list)",
-	                book ? "book " : "a book", book ? book : "", which);
-}
 
 /* ------------------------------------------------------------- key new */
 
@@ -196,7 +164,8 @@ static int key_grant(struct cli *c, int grant)
 		return cli_usage(c, "--role must be clerk, approver or director, not '%s'", role);
 	if (grant && !*name)
 		return cli_usage(c, "--name must not be empty");
-	if ((rc = cli_open_store(c, 0)) != 0 || (rc = own_feed(c, channel, book, NULL, &f)) != 0)
+	if ((rc = cli_open_store(c, 0)) != 0 ||
+	    (rc = cli_own_feed(c, channel, book, NULL, &f)) != 0)
 		return rc;
 	char lower[65];
 	for (int i = 0; i < 64; i++)
@@ -404,7 +373,7 @@ static int answer(struct cli *c, const char *kind)
 			goto out;
 	}
 	if ((rc = cli_open_store(c, 0)) != 0 || (rc = find_statement(c, c->pos[0], &s)) != 0 ||
-	    (rc = own_feed(c, channel, NULL, s.origin, &f)) != 0)
+	    (rc = cli_own_feed(c, channel, NULL, s.origin, &f)) != 0)
 		goto out;
 	json_object_set_new(body, "statement", json_string(s.leaf));
 	if (!view) {

@@ -11,32 +11,6 @@
 
 #include "node/statement.h"
 
-/* The book's own feed for a channel id (32 hex) or an own feed origin. */
-static int own_feed(struct cli *c, const char *which, struct tl_feed *out)
-{
-	struct tl_feed *feeds;
-	size_t n, hits = 0;
-	char ch[TL_CHANNEL_LEN * 2 + 1];
-	if (tl_store_feed_list(c->store, &feeds, &n) != 0)
-		return cli_store_fail(c, TL_ESTORE);
-	for (size_t i = 0; i < n; i++) {
-		if (!(feeds[i].flags & TL_FEED_OWN))
-			continue;
-		tl_hex_encode(ch, feeds[i].o.channel, TL_CHANNEL_LEN);
-		if (strcmp(which, feeds[i].origin) == 0 || strcmp(which, ch) == 0) {
-			*out = feeds[i];
-			hits++;
-		}
-	}
-	free(feeds);
-	if (hits == 1)
-		return 0;
-	return cli_fail(c, EXIT_INVALID,
-	                hits ? "channel %s has feeds of several books here: give the feed origin"
-	                     : "no feed of a book here in channel %s (see tally channel list)",
-	                which);
-}
-
 static int statement_import(struct cli *c)
 {
 	struct tl_statement_opts o = {0};
@@ -90,7 +64,8 @@ static int statement_import(struct cli *c)
 		json_decref(body);
 		return 0;
 	}
-	if ((rc = cli_open_store(c, 0)) != 0 || (rc = own_feed(c, channel, &f)) != 0) {
+	if ((rc = cli_open_store(c, 0)) != 0 ||
+	    (rc = cli_own_feed(c, channel, NULL, NULL, &f)) != 0) {
 		json_decref(body);
 		return rc;
 	}

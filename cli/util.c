@@ -424,3 +424,36 @@ fail:;
 	unlink(tmp);
 	return cli_fail(c, EXIT_ENV, "cannot write '%s': %s", path, strerror(e));
 }
+
+int cli_own_feed(struct cli *c, const char *which, const char *book, const char *skip,
+                 struct tl_feed *out)
+{
+	struct tl_feed *feeds;
+	size_t n, hits = 0;
+	char ch[TL_CHANNEL_LEN * 2 + 1];
+	if (tl_store_feed_list(c->store, &feeds, &n) != 0)
+		return cli_store_fail(c, TL_ESTORE);
+	for (size_t i = 0; i < n; i++) {
+		if (!(feeds[i].flags & TL_FEED_OWN))
+			continue;
+		if (book && strcmp(book, feeds[i].book) != 0)
+			continue;
+		if (skip && strcmp(skip, feeds[i].origin) == 0)
+			continue;
+		tl_hex_encode(ch, feeds[i].o.channel, TL_CHANNEL_LEN);
+		if (strcmp(which, feeds[i].origin) == 0 || strcmp(which, ch) == 0) {
+			*out = feeds[i];
+			hits++;
+		}
+	}
+	free(feeds);
+	if (hits == 1)
+		return 0;
+	if (hits)
+		return cli_fail(c, EXIT_INVALID,
+		                "channel %s has feeds of several books here: give the feed origin",
+		                which);
+	return cli_fail(c, EXIT_INVALID,
+	                "no feed of %s%s here in channel %s (see tally channel list)",
+	                book ? "book " : "a book", book ? book : "", which);
+}

@@ -257,7 +257,6 @@ struct job {
 	struct tl_buf kinds, bodies;
 	size_t nitems;
 	struct tl_appended *out;
-	uint64_t first_seq;
 	/* J_INGEST */
 	struct tl_buf recbuf;
 	size_t *recoff;
@@ -1367,7 +1366,6 @@ static void job_work(uv_work_t *req)
 	struct node *n = j->n;
 	switch (j->type) {
 	case J_APPEND: {
-		struct tl_feed f;
 		if (j->raw.len) {
 			/* A large request: parsing and converting it here keeps the
 			 * event loop free for peers meanwhile. */
@@ -1392,12 +1390,8 @@ static void job_work(uv_work_t *req)
 			}
 			json_decref(r);
 		}
-		if ((j->rc = tl_store_feed_get(n->store, j->origin, &f)) == 0)
-			j->first_seq = f.head.size;
-		if (j->rc == 0)
-			j->rc = tl_feed_append_local(n->store, j->origin, &j->book->kp, j->items,
-			                             j->nitems, 1024, now_ms(), j->out, NULL,
-			                             on_batch_durable, n);
+		j->rc = tl_feed_append_local(n->store, j->origin, &j->book->kp, j->items, j->nitems,
+		                             1024, now_ms(), j->out, NULL, on_batch_durable, n);
 		if (j->rc)
 			snprintf(j->err, sizeof j->err, "%s",
 			         j->rc == TL_EINVAL || j->rc == TL_ETOOBIG
