@@ -7,7 +7,7 @@ CC       ?= cc
 BUILD    ?= build
 PREFIX   ?= /usr/local
 DESTDIR  ?=
-PKGS     := libsodium lmdb libuv msgpack jansson
+PKGS     := libsodium lmdb libuv msgpack jansson libmicrohttpd libcurl
 TEST_PKGS := cmocka
 
 WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \

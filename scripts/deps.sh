@@ -12,6 +12,8 @@ check lmdb liblmdb-dev
 check libuv libuv1-dev
 check msgpack libmsgpack-dev
 check jansson libjansson-dev
+check libmicrohttpd libmicrohttpd-dev
+check libcurl libcurl4-openssl-dev
 check cmocka libcmocka-dev
 command -v cc >/dev/null 2>&1 || need="$need gcc"
 command -v make >/dev/null 2>&1 || need="$need make"
