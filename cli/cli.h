@@ -109,6 +109,8 @@ int cmd_key(int argc, char **argv);
 int cmd_confirm(int argc, char **argv);
 int cmd_dispute(int argc, char **argv);
 int cmd_view(int argc, char **argv);
+int cmd_witness(int argc, char **argv); /* cmd_witness.c: witness administration */
+int cmd_fsck(int argc, char **argv);    /* cmd_fsck.c */
 
 /* The control socket of a running tallyd: a connected fd, or -1 when no
  * node runs on this home. call sends one JSON request line and returns the

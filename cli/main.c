@@ -47,6 +47,13 @@ static const char usage_text[] =
         "           duplicate tax fx cut_off other; amounts in minor units)\n"
         "Person key passphrases come from $TALLY_PERSON_PASSPHRASE, else as below.\n"
         "\n"
+        "witness administration (on a witness home; works while tallyd --witness runs):\n"
+        "  witness init --name NAME               witness key; prints its vkey (type 0x04)\n"
+        "  witness vkey\n"
+        "  witness allow ORIGIN VKEY              register a log key ('tally feed vkey')\n"
+        "  witness deny ORIGIN                    unregister (its state is kept)\n"
+        "  witness list [--json] | witness log [ORIGIN] [--json]\n"
+        "\n"
         "verification (needs no data directory):\n"
         "  verify FILE [--vkey V]... [--witness V]... [--quorum K]\n"
         "  checkpoint verify --vkey V [--vkey V]... [--witness V]... [--quorum K] < NOTE\n"
@@ -67,7 +74,8 @@ int main(int argc, char **argv)
 	        {"status", cmd_status},   {"statement", cmd_statement},
 	        {"match", cmd_match},     {"key", cmd_key},
 	        {"confirm", cmd_confirm}, {"dispute", cmd_dispute},
-	        {"view", cmd_view},
+	        {"view", cmd_view},       {"witness", cmd_witness},
+	        {"fsck", cmd_fsck},
 	};
 	if (tl_init() != 0) {
 		fprintf(stderr, "tally: cannot initialise libsodium\n");

@@ -496,6 +496,79 @@ static void test_crash_during_bulk_append(void **state)
 	th_run_free(&r);
 }
 
+/* Replaces every occurrence of needle in the file (LMDB keeps stale page
+ * copies, so all of them) by repl of the same length; returns the count. */
+static size_t patch_file(const char *path, const char *needle, const char *repl)
+{
+	size_t len, n = 0, k = strlen(needle);
+	char *d = th_read_file(path, &len);
+	assert_non_null(d);
+	assert_int_equal(strlen(repl), k);
+	for (size_t i = 0; i + k <= len; i++)
+		if (memcmp(d + i, needle, k) == 0) {
+			memcpy(d + i, repl, k);
+			n++;
+		}
+	assert_int_equal(th_write_file(path, d, len), 0);
+	free(d);
+	return n;
+}
+
+/*
+ * tally fsck re-verifies a data directory from the bytes up: sound feeds
+ * pass (exit 0, both checkpoints judged); a record damaged on disk and a
+ * checkpoint whose signature was altered are each reported with the feed
+ * and seq (exit 1), and the scan goes on past the damage.
+ */
+static void test_fsck(void **state)
+{
+	struct fx *x = *state;
+	struct th_run r = {0};
+	char path[4200];
+
+	append_bulk(x, 0, 20);
+	const char *cp[] = {"tally", "feed", "checkpoint", x->origin, NULL};
+	assert_int_equal(tally(x, &r, cp, NULL), 0);
+	append_bulk(x, 20, 30);
+	assert_int_equal(tally(x, &r, cp, NULL), 0);
+	/* The signature line of the size-50 checkpoint, to alter later. */
+	char *sig = strstr(r.out, "\n\xe2\x80\x94 ");
+	assert_non_null(sig);
+	sig = strrchr(sig, ' ') + 1;
+	char sigtext[24];
+	snprintf(sigtext, sizeof sigtext, "%.20s", sig);
+
+	const char *fsck[] = {"tally", "fsck", NULL};
+	assert_int_equal(tally(x, &r, fsck, NULL), 0);
+	assert_non_null(strstr(r.out, "50 records, 2 checkpoints"));
+	assert_non_null(strstr(r.out, "1 feed checked, 0 damaged"));
+	const char *fsck_json[] = {"tally", "--json", "fsck", NULL};
+	assert_int_equal(tally(x, &r, fsck_json, NULL), 0);
+	json_t *j = json_loads(r.out, 0, NULL);
+	assert_non_null(j);
+	assert_int_equal(json_integer_value(json_object_get(j, "damaged")), 0);
+	json_decref(j);
+
+	/* Damage record 7 and the size-50 checkpoint's signature on disk. */
+	snprintf(path, sizeof path, "%s/home/store/data.mdb", x->dir);
+	assert_true(patch_file(path, "line 7 of the bulk", "line 7 of the hulk") >= 1);
+	char alt[24];
+	strcpy(alt, sigtext);
+	alt[5] = alt[5] == 'A' ? 'B' : 'A';
+	assert_true(patch_file(path, sigtext, alt) >= 1);
+
+	assert_int_equal(tally(x, &r, fsck, NULL), 1);
+	assert_non_null(strstr(r.out, "DAMAGED"));
+	assert_non_null(strstr(r.out, "50 records, 2 checkpoints"));
+	assert_non_null(strstr(r.err, "seq 7: record bytes do not match the stored leaf hash"));
+	assert_non_null(strstr(r.err, "checkpoint of size 50: signature by the feed key does not verify"));
+	/* The sound checkpoint at 20 is not reported. */
+	assert_null(strstr(r.err, "size 20"));
+	const char *usage[] = {"tally", "fsck", "tally.v1/nosuchfeed", NULL};
+	assert_int_equal(tally(x, &r, usage, NULL), 2);
+	th_run_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -504,6 +577,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_append_log_prove, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_export_verify_tamper, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_crash_during_bulk_append, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_fsck, setup, teardown),
 	};
 	if (tl_init() != 0)
 		return 1;
