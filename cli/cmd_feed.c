@@ -69,16 +69,19 @@ static int feed_list(struct cli *c)
 	for (size_t i = 0; i < n; i++) {
 		const struct tl_feed *f = &feeds[i];
 		if (c->json)
-			json_array_append_new(arr,
-			                      json_pack("{s:s,s:s,s:s,s:I,s:b}", "origin",
-			                                f->origin, "book", f->book, "label",
-			                                f->label, "size", (json_int_t)f->head.size,
-			                                "own", (f->flags & TL_FEED_OWN) != 0));
+			json_array_append_new(
+			        arr, json_pack("{s:s,s:s,s:s,s:I,s:b,s:b,s:b}", "origin", f->origin,
+			                       "book", f->book, "label", f->label, "size",
+			                       (json_int_t)f->head.size, "own",
+			                       (f->flags & TL_FEED_OWN) != 0, "forked",
+			                       (f->flags & TL_FEED_FORKED) != 0, "halted",
+			                       (f->flags & TL_FEED_HALTED) != 0));
 		else
-			printf("%s  %-12s %-10s %llu entries%s\n", f->origin,
+			printf("%s  %-12s %-10s %llu entries%s%s\n", f->origin,
 			       f->flags & TL_FEED_OWN ? f->book : "(peer)", f->label,
 			       (unsigned long long)f->head.size,
-			       f->flags & TL_FEED_FORKED ? "  FORKED" : "");
+			       f->flags & TL_FEED_FORKED ? "  FORKED" : "",
+			       f->flags & TL_FEED_HALTED ? "  HALTED" : "");
 	}
 	if (c->json) {
 		char *s = json_dumps(arr, JSON_COMPACT);
@@ -353,7 +356,9 @@ static int append_pending(struct cli *c, const char *origin, struct pending *pp)
 		rc = cli_fail(c, EXIT_INVALID, "append stopped after %zu of %zu entries: %s", done,
 		              p.n, tl_strerror(rc));
 	else if (rc)
-		rc = cli_fail(c, rc == TL_ECHAIN || rc == TL_ECORRUPT ? EXIT_INVALID : EXIT_ENV,
+		rc = cli_fail(c,
+		              rc == TL_ECHAIN || rc == TL_ECORRUPT || rc == TL_EFORK ? EXIT_INVALID
+		                                                                     : EXIT_ENV,
 		              "append stopped after %zu of %zu entries (all %zu acknowledged are "
 		              "stored): %s",
 		              done, p.n, done, tl_store_errmsg(c->store));
@@ -549,6 +554,39 @@ static int feed_vkey(struct cli *c)
 	return 0;
 }
 
+/* The smallest stored checkpoint with size > seq that carries cosignatures
+ * (type 0x04 lines: 8-byte time + signature), so that a proof shows the
+ * entry's earliest witnessed time. */
+struct cosigned_pick {
+	uint64_t seq, size;
+	struct tl_buf *note;
+	int found;
+};
+
+static int pick_cosigned(void *ctx, uint64_t size, const char *note, size_t len)
+{
+	struct cosigned_pick *p = ctx;
+	struct tl_note n;
+	int cosigned = 0;
+
+	if (size <= p->seq || (p->found && size >= p->size))
+		return 0;
+	memset(&n, 0, sizeof n);
+	if (tl_note_parse(&n, note, len) != 0)
+		return 0;
+	for (size_t i = 0; i < n.nsigs; i++)
+		cosigned |= n.sigs[i].bloblen == 8 + TL_SIG_LEN;
+	tl_note_release(&n);
+	if (!cosigned)
+		return 0;
+	tl_buf_reset(p->note);
+	if (tl_buf_add(p->note, note, len) != 0)
+		return TL_ENOMEM;
+	p->size = size;
+	p->found = 1;
+	return 0;
+}
+
 static int feed_prove(struct cli *c)
 {
 	struct tl_feed f;
@@ -571,7 +609,14 @@ static int feed_prove(struct cli *c)
 	tl_buf_init(&note, TL_NOTE_MAX);
 	tl_buf_init(&rec, TL_RECORD_MAX);
 	tl_buf_init(&out, TL_RECORD_MAX * 2 + TL_NOTE_MAX + 65536);
-	if ((rc = cli_checkpoint_current(c, &f, &note, &size, 1)) != 0)
+	struct cosigned_pick pick = {.seq = seq, .note = &note};
+	if ((rc = tl_store_checkpoint_scan(c->store, &f, pick_cosigned, &pick)) != 0) {
+		rc = cli_store_fail(c, rc);
+		goto out;
+	}
+	if (pick.found)
+		size = pick.size;
+	else if ((rc = cli_checkpoint_current(c, &f, &note, &size, 1)) != 0)
 		goto out;
 	if (size <= seq) {
 		rc = cli_fail(c, EXIT_INVALID,

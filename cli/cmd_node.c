@@ -255,86 +255,43 @@ static int channel_list(struct cli *c, const char *only)
 
 /* ----------------------------------------------------- channel state */
 
-struct recs {
-	struct tl_buf data;
-	size_t *off;
-	size_t n, cap;
-};
-
-static int copy_rec(void *ctx, uint64_t seq, const uint8_t *rec, size_t len,
-                    const uint8_t leaf[TL_HASH_LEN])
-{
-	struct recs *r = ctx;
-	(void)seq;
-	(void)leaf;
-	if (r->n + 1 >= r->cap) {
-		size_t nc = r->cap ? r->cap * 2 : 1024;
-		size_t *no = realloc(r->off, nc * sizeof *no);
-		if (!no)
-			return TL_ENOMEM;
-		r->off = no;
-		r->cap = nc;
-	}
-	r->off[r->n++] = r->data.len;
-	r->off[r->n] = r->data.len + len;
-	return tl_buf_add(&r->data, rec, len);
-}
-
-/* The state of a channel as both nodes compute it from the two feeds. */
+/* The state of a channel as both nodes compute it from the two feeds
+ * (cli_chanstate_load): statements with witnessed times where proven, the
+ * digest over the authors' claimed times (what both sides compare), and the
+ * claimed and witnessed times side by side. */
 static int channel_state(struct cli *c, const char *which)
 {
-	struct tl_feed own, theirs;
-	struct recs r[2];
-	struct tl_state_builder *b = NULL;
-	struct tl_state *st = NULL;
+	struct cli_chanstate cs;
+	const struct tl_state *st;
 	uint64_t at = cli_now_ms();
+	uint8_t digest[32];
+	char ch[33], dh[65];
 	int rc;
-	char ch[33];
-	if (cli_opt(c, "--at") && (rc = cli_u64(c, "--at (Unix ms)", cli_opt(c, "--at"), &at)) != 0)
+
+	if (cli_opt(c, "--at") && (rc = cli_parse_time(c, "--at", cli_opt(c, "--at"), &at)) != 0)
 		return rc;
 	if ((rc = cli_open_store(c, 0)) != 0)
 		return rc;
-	if ((rc = cli_own_feed(c, which, NULL, NULL, &own)) != 0)
+	if ((rc = cli_chanstate_load(c, which, at, &cs)) != 0)
 		return rc;
-	char peer_origin[TL_ORIGIN_LEN + 1];
-	tl_origin_format(peer_origin, own.peer, own.o.channel);
-	memset(r, 0, sizeof r);
-	tl_buf_init(&r[0].data, (size_t)1 << 36);
-	tl_buf_init(&r[1].data, (size_t)1 << 36);
-	rc = tl_store_scan(c->store, &own, 0, own.head.size, copy_rec, &r[0]);
-	if (rc == 0 && tl_store_feed_get(c->store, peer_origin, &theirs) == 0)
-		rc = tl_store_scan(c->store, &theirs, 0, theirs.head.size, copy_rec, &r[1]);
-	if (rc) {
-		rc = cli_store_fail(c, rc);
+	st = cs.st;
+	if ((rc = tl_state_digest(cs.claimed, digest)) != 0) {
+		rc = cli_fail(c, EXIT_ENV, "computing the channel state: %s", tl_strerror(rc));
 		goto out;
 	}
-	if ((rc = tl_state_builder_new(&b, NULL)) != 0)
-		goto oom;
-	for (int k = 0; k < 2; k++)
-		for (size_t i = 0; i < r[k].n; i++)
-			if ((rc = tl_state_add(b, r[k].data.data + r[k].off[i],
-			                       r[k].off[i + 1] - r[k].off[i], 0)) != 0) {
-				rc = cli_fail(c, EXIT_INVALID, "feed %s: seq %zu: %s",
-				              k ? peer_origin : own.origin, i, tl_strerror(rc));
-				goto out;
-			}
-	if ((rc = tl_state_build(b, at, &st)) != 0)
-		goto oom;
-	uint8_t digest[32];
-	char dh[65];
-	if ((rc = tl_state_digest(st, digest)) != 0)
-		goto oom;
 	tl_hex_encode(dh, digest, 32);
+	tl_hex_encode(ch, cs.own.o.channel, TL_CHANNEL_LEN);
 	if (c->json) {
 		json_t *arr = json_array(), *fnd = json_array();
 		for (size_t i = 0; i < st->nstmts; i++) {
 			const struct tl_stmt *t = &st->stmts[i];
 			json_t *o = json_pack(
-			        "{s:s,s:I,s:s,s:s,s:s,s:I,s:I,s:I,s:b,s:b}", "id", t->id, "version",
-			        (json_int_t)t->version, "leaf", t->leaf_hex, "status",
+			        "{s:s,s:I,s:s,s:s,s:s,s:I,s:I,s:I,s:b,s:b,s:s}", "id", t->id,
+			        "version", (json_int_t)t->version, "leaf", t->leaf_hex, "status",
 			        tl_stmt_status_name(t->status), "currency", t->currency, "closing",
 			        (json_int_t)t->closing, "deadline_ms", (json_int_t)t->deadline_ms,
-			        "seq", (json_int_t)t->seq, "late", t->late, "closed", t->closed);
+			        "seq", (json_int_t)t->seq, "late", t->late, "closed", t->closed,
+			        "deadline_from", cli_time_src_code(t->deadline_src));
 			if (t->has_agreed)
 				json_object_set_new(o, "agreed_balance",
 				                    json_integer(t->agreed_balance));
@@ -356,6 +313,7 @@ static int channel_state(struct cli *c, const char *which)
 				}
 				json_object_set_new(o, "dispute_lines", dl);
 			}
+			json_object_set_new(o, "lateness", cli_late_json(&cs, i));
 			json_array_append_new(arr, o);
 		}
 		for (size_t i = 0; i < st->nfindings; i++)
@@ -364,15 +322,25 @@ static int channel_state(struct cli *c, const char *which)
 			                       st->findings[i].feed ? "customer" : "supplier",
 			                       "seq", (json_int_t)st->findings[i].seq, "finding",
 			                       st->findings[i].msg));
-		json_t *o = json_pack("{s:s,s:I,s:s,s:b,s:o,s:o}", "channel", ch, "at_ms",
+		json_t *o = json_pack("{s:s,s:I,s:s,s:b,s:o,s:o,s:o}", "channel", ch, "at_ms",
 		                      (json_int_t)at, "digest", dh, "terms_unilateral",
-		                      st->in_force.unilateral, "statements", arr, "findings", fnd);
+		                      st->in_force.unilateral, "statements", arr, "findings", fnd,
+		                      "witness_set", cli_witnesses_json(&cs));
+		if (cs.wsrc == CLI_WSRC_NONE) {
+			json_object_set_new(o, "witnessed", json_null());
+		} else {
+			/* The audit's per-statement report, as tally audit prints it. */
+			json_t *w = json_pack("{s:i,s:i,s:b}", "quorum", (int)cs.quorum,
+			                      "witnesses", (int)cs.nwits, "from_terms",
+			                      cs.wsrc == CLI_WSRC_TERMS);
+			cli_chan_eval_print(&cs.e, 1, w);
+			json_object_set_new(o, "witnessed", w);
+		}
 		char *js = json_dumps(o, JSON_COMPACT);
 		printf("%s\n", js);
 		free(js);
 		json_decref(o);
 	} else {
-		tl_hex_encode(ch, own.o.channel, TL_CHANNEL_LEN);
 		printf("channel %s — terms: %s, respond within %u days%s\n", ch,
 		       st->in_force.procedure == TL_PROC_NOTIFICATION ? "notification"
 		       : st->in_force.procedure == TL_PROC_BALANCE    ? "balance request"
@@ -385,33 +353,40 @@ static int channel_state(struct cli *c, const char *which)
 			const struct tl_stmt *t = &st->stmts[i];
 			char dl[32];
 			cli_time_iso(dl, t->deadline_ms);
-			printf("  %-20s v%-3llu %-16s closing %lld %s  deadline %s%s  leaf %.12s\n",
+			printf("  %-20s v%-3llu %-16s closing %lld %s  deadline %s (%s)%s  leaf "
+			       "%.12s\n",
 			       t->id, (unsigned long long)t->version,
 			       tl_stmt_status_name(t->status), (long long)t->closing, t->currency,
-			       dl, t->late ? " (answered late)" : "", t->leaf_hex);
+			       dl, cli_time_src_code(t->deadline_src),
+			       t->late ? " (answered late)" : "", t->leaf_hex);
 		}
 		for (size_t i = 0; i < st->nfindings; i++)
 			printf("  finding: %s\n", st->findings[i].msg);
-		printf("state digest %s (times are the authors' claims until witnesses, issue 5)\n",
-		       dh);
+		printf("state digest %s (over the authors' claimed times)\n", dh);
+		if (cs.wsrc == CLI_WSRC_NONE) {
+			printf("witnessed times: no witness set (agree on one in the terms, or "
+			       "give --witness V... --quorum K): every time above is claimed, "
+			       "nothing is proven\n");
+		} else {
+			printf("\nclaimed and witnessed times (%u of %zu witnesses%s):", cs.quorum,
+			       cs.nwits,
+			       cs.wsrc == CLI_WSRC_TERMS ? ", from the agreed terms" : "");
+			for (size_t k = 0; k < 2; k++)
+				for (size_t i = 0; cs.e.wt[k] && i < cs.e.wt[k]->issues_kept; i++)
+					printf("\n  note: %s", cs.e.wt[k]->issues[i].msg);
+			cli_chan_eval_print(&cs.e, 0, NULL);
+		}
 	}
 	rc = 0;
-	goto out;
-oom:
-	rc = cli_fail(c, EXIT_ENV, "computing the channel state: %s", tl_strerror(rc));
 out:
-	tl_state_free(st);
-	tl_state_builder_free(b);
-	for (int k = 0; k < 2; k++) {
-		tl_buf_release(&r[k].data);
-		free(r[k].off);
-	}
+	cli_chanstate_release(&cs);
 	return rc;
 }
 
 int cmd_channel(int argc, char **argv)
 {
-	static const char *const allowed[] = {"--book", "--peer", "--label", "--at", NULL};
+	static const char *const allowed[] = {"--book",    "--peer",   "--label", "--at",
+	                                      "--witness", "--quorum", NULL};
 	struct cli c = {.cmd = "channel"};
 	int rc;
 	if (argc < 1)

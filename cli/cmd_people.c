@@ -180,62 +180,6 @@ static int key_grant(struct cli *c, int grant)
 	return rc;
 }
 
-/* --------------------------------------------------- statement lookup */
-
-struct stmt_ref {
-	char leaf[TL_HASH_LEN * 2 + 1]; /* lowercase hex */
-	char origin[TL_ORIGIN_LEN + 1]; /* the supplier's feed */
-	int64_t closing;
-};
-
-static int find_statement(struct cli *c, const char *leaf_hex, struct stmt_ref *s)
-{
-	uint8_t leaf[TL_HASH_LEN];
-	struct tl_feed f;
-	struct tl_buf rec;
-	struct tl_entry e;
-	uint64_t seq;
-	size_t where;
-	int rc;
-
-	if (strlen(leaf_hex) != 2 * TL_HASH_LEN ||
-	    tl_hex_decode(leaf, TL_HASH_LEN, leaf_hex, 2 * TL_HASH_LEN) != 0)
-		return cli_usage(c, "STATEMENT must be a leaf hash (64 hex digits), not '%s'",
-		                 leaf_hex);
-	tl_hex_encode(s->leaf, leaf, TL_HASH_LEN);
-	rc = tl_store_find_leaf(c->store, leaf, s->origin, &seq);
-	if (rc == TL_ENOTFOUND)
-		return cli_fail(c, EXIT_INVALID, "no entry with leaf %s here", s->leaf);
-	if (rc)
-		return cli_store_fail(c, rc);
-	if ((rc = tl_store_feed_get(c->store, s->origin, &f)) != 0)
-		return cli_store_fail(c, rc);
-	tl_buf_init(&rec, TL_RECORD_MAX);
-	if ((rc = tl_store_record(c->store, &f, seq, &rec)) != 0) {
-		tl_buf_release(&rec);
-		return cli_store_fail(c, rc);
-	}
-	rc = tl_record_decode(&e, rec.data, rec.len, &where);
-	if (rc) {
-		rc = cli_fail(c, EXIT_INVALID, "entry %s is malformed: %s", s->leaf,
-		              tl_strerror(rc));
-	} else if (e.kind_len != 9 || memcmp(e.kind, "statement", 9) != 0) {
-		rc = cli_fail(c, EXIT_INVALID, "entry %s is a '%.*s', not a statement", s->leaf,
-		              (int)e.kind_len, (const char *)e.kind);
-	} else {
-		json_t *body = tl_mp_to_json(e.body, e.body_len);
-		json_t *cl = body ? json_object_get(body, "closing") : NULL;
-		if (!json_is_integer(cl))
-			rc = cli_fail(c, EXIT_INVALID, "statement %s has no integer closing",
-			              s->leaf);
-		else
-			s->closing = (int64_t)json_integer_value(cl);
-		json_decref(body);
-	}
-	tl_buf_release(&rec);
-	return rc;
-}
-
 /* ------------------------------------------------- confirm / dispute */
 
 /* Adds "person" and "person_sig" to body, signing it as kind. */
@@ -342,49 +286,78 @@ static int dispute_lines(struct cli *c, json_t *lines)
 	return 0;
 }
 
+int cli_answer_body(struct cli *c, const char *kind, const char *leaf_hex, int64_t closing,
+                    const char *keyfile, json_t **out)
+{
+	const char *bal = cli_opt(c, "--balance");
+	int dispute = strcmp(kind, "dispute") == 0;
+	int64_t balance = closing;
+	json_t *body;
+	int rc;
+
+	*out = NULL;
+	if (bal && (rc = parse_i64(c, "--balance", bal, &balance)) != 0)
+		return rc;
+	if (dispute && !bal)
+		return cli_usage(c, "a dispute states the customer's balance: give --balance X "
+		                    "(minor units)");
+	if (!(body = json_object()))
+		return cli_fail(c, EXIT_ENV, "out of memory");
+	if (dispute) {
+		json_t *lines = json_array();
+		json_object_set_new(body, "lines", lines);
+		if ((rc = dispute_lines(c, lines)) != 0 || (rc = cli_blob_attach(c, lines)) != 0)
+			goto fail;
+	}
+	json_object_set_new(body, "statement", json_string(leaf_hex));
+	json_object_set_new(body, "balance", json_integer((json_int_t)balance));
+	if ((rc = person_sign(c, keyfile, kind, body)) != 0)
+		goto fail;
+	*out = body;
+	return 0;
+fail:
+	json_decref(body);
+	return rc;
+}
+
 static int answer(struct cli *c, const char *kind)
 {
 	const char *channel = cli_opt(c, "--channel"), *keyfile = cli_opt(c, "--key");
-	const char *bal = cli_opt(c, "--balance");
 	int dispute = strcmp(kind, "dispute") == 0, view = strcmp(kind, "view") == 0;
-	struct stmt_ref s;
+	struct cli_stmt s = {0};
 	struct tl_feed f;
-	int64_t balance = 0;
 	json_t *body = NULL;
 	int rc;
 
-	if (c->npos != 1 || !channel || (!view && !keyfile) || (dispute && !bal)) {
+	tl_buf_init(&s.rec, 0);
+	if (c->npos != 1 || !channel || (!view && !keyfile) ||
+	    (dispute && !cli_opt(c, "--balance"))) {
 		if (view)
 			return cli_usage(c, "usage: tally view STATEMENT_LEAF --channel C");
 		return cli_usage(c,
 		                 dispute ? "usage: tally dispute STATEMENT_LEAF --channel C --key "
 		                           "PERSON_KEY_FILE --balance X --line DOC "
-		                           "--their-amount X --reason CODE [--note TEXT] ..."
+		                           "--their-amount X --reason CODE [--note TEXT] "
+		                           "[--attach [DOC=]FILE] ..."
 		                         : "usage: tally confirm STATEMENT_LEAF --channel C --key "
 		                           "PERSON_KEY_FILE [--balance X]");
 	}
-	if (bal && (rc = parse_i64(c, "--balance", bal, &balance)) != 0)
-		return rc;
-	body = json_object();
-	if (dispute) {
-		json_t *lines = json_array();
-		json_object_set_new(body, "lines", lines);
-		if ((rc = dispute_lines(c, lines)) != 0)
-			goto out;
-	}
-	if ((rc = cli_open_store(c, 0)) != 0 || (rc = find_statement(c, c->pos[0], &s)) != 0 ||
+	if ((rc = cli_open_store(c, 0)) != 0 || (rc = cli_stmt_load(c, c->pos[0], &s)) != 0 ||
 	    (rc = cli_own_feed(c, channel, NULL, s.origin, &f)) != 0)
 		goto out;
-	json_object_set_new(body, "statement", json_string(s.leaf));
-	if (!view) {
-		json_object_set_new(body, "balance",
-		                    json_integer((json_int_t)(bal ? balance : s.closing)));
-		if ((rc = person_sign(c, keyfile, kind, body)) != 0)
-			goto out;
+	if (view) {
+		body = json_pack("{s:s}", "statement", s.leaf);
+	} else if ((rc = cli_answer_body(
+	                    c, kind, s.leaf,
+	                    (int64_t)json_integer_value(json_object_get(s.body, "closing")),
+	                    keyfile, &body)) != 0) {
+		goto out;
 	}
-	rc = cli_append_one(c, f.origin, kind, body);
+	rc = body ? cli_append_one(c, f.origin, kind, body)
+	          : cli_fail(c, EXIT_ENV, "out of memory");
 out:
 	json_decref(body);
+	cli_stmt_release(&s);
 	return rc;
 }
 
@@ -431,8 +404,9 @@ int cmd_confirm(int argc, char **argv)
 
 int cmd_dispute(int argc, char **argv)
 {
-	static const char *const allowed[] = {"--channel",      "--key",    "--balance", "--line",
-	                                      "--their-amount", "--reason", "--note",    NULL};
+	static const char *const allowed[] = {"--channel", "--key",          "--balance",
+	                                      "--line",    "--their-amount", "--reason",
+	                                      "--note",    "--attach",       NULL};
 	struct cli c = {.cmd = "dispute"};
 	int rc;
 	if ((rc = cli_parse(&c, argc, argv, allowed, NULL)) != 0)

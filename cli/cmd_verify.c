@@ -1,5 +1,6 @@
 /* cmd_verify.c — tally export, tally verify, tally checkpoint verify. */
 #include "cli.h"
+#include "consensus/state.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,9 +12,90 @@
 
 /* ------------------------------------------------------------- export */
 
+/* Every stored feed of the channel named by which (32 hex, or the origin of
+ * a feed of it): the own feed(s) and the counterparty's copy. */
+static int channel_feeds(struct cli *c, const char *which, struct tl_feed **out, int *n)
+{
+	struct tl_feed *all, *sel;
+	size_t na;
+	char ch[TL_CHANNEL_LEN * 2 + 1], want[TL_CHANNEL_LEN * 2 + 1] = "";
+	int k = 0;
+
+	if (tl_store_feed_list(c->store, &all, &na) != 0)
+		return cli_store_fail(c, TL_ESTORE);
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(all[i].origin, which) == 0)
+			tl_hex_encode(want, all[i].o.channel, TL_CHANNEL_LEN);
+	if (!want[0] && strlen(which) == TL_CHANNEL_LEN * 2)
+		snprintf(want, sizeof want, "%s", which);
+	sel = calloc(na ? na : 1, sizeof *sel);
+	if (!sel) {
+		free(all);
+		return cli_fail(c, EXIT_ENV, "out of memory");
+	}
+	for (size_t i = 0; i < na; i++) {
+		tl_hex_encode(ch, all[i].o.channel, TL_CHANNEL_LEN);
+		if (strcmp(ch, want) == 0)
+			sel[k++] = all[i];
+	}
+	free(all);
+	if (k == 0) {
+		free(sel);
+		return cli_fail(c, EXIT_INVALID,
+		                "no feeds of channel %s here (see tally channel list)", which);
+	}
+	*out = sel;
+	*n = k;
+	return 0;
+}
+
+/* The witness set of the channel's agreed terms, as vkey strings. */
+static int terms_witnesses(struct cli *c, const struct tl_feed *feeds, int n, char ***out,
+                           size_t *nw, int *quorum)
+{
+	struct cli_loaded l[2];
+	struct tl_state_feed sf[2];
+	struct tl_state *st = NULL;
+	int rc = 0;
+
+	*out = NULL;
+	*nw = 0;
+	*quorum = 0;
+	memset(l, 0, sizeof l);
+	memset(sf, 0, sizeof sf);
+	for (int k = 0; k < n && k < 2; k++) {
+		if ((rc = cli_loaded_read(c->store, &feeds[k], &l[k])) != 0) {
+			rc = cli_store_fail(c, rc);
+			goto out;
+		}
+		sf[k] = (struct tl_state_feed){l[k].recs, l[k].lens, NULL, l[k].n};
+	}
+	if (tl_state_compute(&st, &sf[0], &sf[1], NULL, cli_now_ms()) != 0) {
+		rc = 0; /* a channel whose state cannot be computed names no witnesses */
+		goto out;
+	}
+	if (!st->in_force.unilateral && st->in_force.nwitnesses) {
+		*out = calloc(st->in_force.nwitnesses, sizeof **out);
+		if (!*out) {
+			rc = cli_fail(c, EXIT_ENV, "out of memory");
+			goto out;
+		}
+		*nw = st->in_force.nwitnesses;
+		for (size_t i = 0; i < st->in_force.nwitnesses; i++)
+			if (!((*out)[i] = strdup(st->in_force.witnesses[i])))
+				rc = cli_fail(c, EXIT_ENV, "out of memory");
+		*quorum = (int)st->in_force.quorum;
+	}
+out:
+	tl_state_free(st);
+	for (int k = 0; k < 2; k++)
+		cli_loaded_release(&l[k]);
+	return rc;
+}
+
 int cmd_export(int argc, char **argv)
 {
-	static const char *const allowed[] = {"-o", NULL};
+	static const char *const allowed[] = {"-o", "--channel", "--witness", "--quorum", NULL};
 	static const char *const flags[] = {"--no-sign", NULL};
 	struct cli c = {.cmd = "export"};
 	FILE *fp = NULL;
@@ -24,17 +106,63 @@ int cmd_export(int argc, char **argv)
 
 	if ((rc = cli_parse(&c, argc, argv, allowed, flags)) != 0)
 		return rc;
-	const char *path = cli_opt(&c, "-o");
-	if (!path || c.npos < 1)
-		return cli_usage(&c, "usage: tally export ORIGIN... -o FILE [--no-sign]");
-	if ((rc = cli_open_store(&c, 0)) != 0)
+	const char *path = cli_opt(&c, "-o"), *chan = cli_opt(&c, "--channel");
+	struct tl_vkey *wkeys = NULL;
+	const char **wstr = NULL;
+	char **twit = NULL;
+	size_t nwk = 0, ntw = 0;
+	int quorum = 0, nfeeds = c.npos;
+	uint64_t q;
+	if (!path || (c.npos < 1 && !chan) || (chan && c.npos))
+		return cli_usage(&c, "usage: tally export ORIGIN... -o FILE [--no-sign]\n"
+		                     "       tally export --channel C -o FILE [--witness V]... "
+		                     "[--quorum K] [--no-sign]");
+	if ((rc = cli_witness_keys(&c, &wkeys, &nwk)) != 0)
 		return rc;
-	struct tl_feed *feeds = calloc((size_t)c.npos, sizeof *feeds);
+	if (cli_opt(&c, "--quorum")) {
+		if ((rc = cli_u64(&c, "--quorum", cli_opt(&c, "--quorum"), &q)) != 0) {
+			free(wkeys);
+			return rc;
+		}
+		if (q > nwk) {
+			free(wkeys);
+			return cli_usage(&c, "--quorum %llu is more than the %zu --witness key(s)",
+			                 (unsigned long long)q, nwk);
+		}
+		quorum = (int)q;
+	}
+	if ((rc = cli_open_store(&c, 0)) != 0) {
+		free(wkeys);
+		return rc;
+	}
+	struct tl_feed *feeds = NULL;
 	tl_buf_init(&note, TL_NOTE_MAX);
 	tmp[0] = 0;
-	if (!feeds) {
-		rc = cli_fail(&c, EXIT_ENV, "out of memory");
-		goto out;
+	if (chan) {
+		if ((rc = channel_feeds(&c, chan, &feeds, &nfeeds)) != 0)
+			goto out;
+	} else {
+		feeds = calloc((size_t)c.npos, sizeof *feeds);
+		if (!feeds) {
+			rc = cli_fail(&c, EXIT_ENV, "out of memory");
+			goto out;
+		}
+	}
+	/* Witnesses: the flags, else (for a channel) its agreed terms. */
+	if (nwk) {
+		wstr = calloc(nwk, sizeof *wstr);
+		if (!wstr) {
+			rc = cli_fail(&c, EXIT_ENV, "out of memory");
+			goto out;
+		}
+		for (int i = 0, k = 0; i < c.nopts; i++)
+			if (strcmp(c.opts[i].name, "--witness") == 0)
+				wstr[k++] = c.opts[i].val;
+		ntw = nwk;
+	} else if (chan) {
+		if ((rc = terms_witnesses(&c, feeds, nfeeds, &twit, &ntw, &quorum)) != 0)
+			goto out;
+		wstr = (const char **)twit;
 	}
 	/* Appends wait while the bundle is written, so that no checkpoint in it
 	 * is newer than its records. */
@@ -42,9 +170,9 @@ int cmd_export(int argc, char **argv)
 		goto out;
 	/* Sign a checkpoint of each own feed's current size first, so that the
 	 * bundle commits to every record it carries. */
-	for (int i = 0; i < c.npos; i++) {
+	for (int i = 0; i < nfeeds; i++) {
 		uint64_t size;
-		if ((rc = cli_feed(&c, c.pos[i], &feeds[i])) != 0)
+		if (!chan && (rc = cli_feed(&c, c.pos[i], &feeds[i])) != 0)
 			goto out;
 		if (!(feeds[i].flags & TL_FEED_OWN) || cli_has(&c, "--no-sign"))
 			continue;
@@ -63,7 +191,7 @@ int cmd_export(int argc, char **argv)
 		goto out;
 	}
 	uint64_t total = 0;
-	rc = tl_bundle_write(c.store, fp, feeds, (size_t)c.npos, NULL, 0, 0, &total);
+	rc = tl_bundle_write(c.store, fp, feeds, (size_t)nfeeds, wstr, ntw, quorum, &total);
 	if (rc) {
 		rc = cli_fail(&c, rc == TL_ECORRUPT ? EXIT_INVALID : EXIT_ENV, "%s",
 		              rc == TL_EIO ? strerror(errno) : tl_store_errmsg(c.store));
@@ -83,11 +211,12 @@ int cmd_export(int argc, char **argv)
 	tmp[0] = 0;
 	cli_fsync_dir(path);
 	if (c.json)
-		printf("{\"file\":\"%s\",\"feeds\":%d,\"records\":%llu}\n", path, c.npos,
-		       (unsigned long long)total);
+		printf("{\"file\":\"%s\",\"feeds\":%d,\"records\":%llu,\"witnesses\":%zu,"
+		       "\"quorum\":%d}\n",
+		       path, nfeeds, (unsigned long long)total, ntw, quorum);
 	else
-		fprintf(stderr, "wrote %s: %d feed(s), %llu records\n", path, c.npos,
-		        (unsigned long long)total);
+		fprintf(stderr, "wrote %s: %d feed(s), %llu records, %zu witness(es), quorum %d\n",
+		        path, nfeeds, (unsigned long long)total, ntw, quorum);
 out:
 	if (fp)
 		fclose(fp);
@@ -95,6 +224,12 @@ out:
 		unlink(tmp);
 	cli_unlock(lockfd);
 	free(feeds);
+	free(wkeys);
+	for (size_t i = 0; twit && i < ntw; i++)
+		free(twit[i]);
+	free(twit);
+	if (nwk)
+		free(wstr);
 	tl_buf_release(&note);
 	cli_close(&c);
 	return rc;
@@ -143,6 +278,10 @@ static void print_report(const struct cli *c, const char *what, int valid,
 			                      (json_int_t)f->verified, "checkpoints",
 			                      (json_int_t)f->checkpoints, "max_checkpoint",
 			                      (json_int_t)f->max_checkpoint, "root", hex);
+			json_object_set_new(o, "witnessed_time",
+			                    f->witnessed_time
+			                            ? json_integer((json_int_t)f->witnessed_time)
+			                            : json_null());
 			/* Without a quorum nothing is witnessed: null, not a size. */
 			json_object_set_new(o, "witnessed_size",
 			                    r->quorum > 0
@@ -183,6 +322,13 @@ static void print_report(const struct cli *c, const char *what, int valid,
 		if (r->quorum > 0)
 			printf("  witnessed size %llu (quorum %d)\n",
 			       (unsigned long long)f->witnessed_size, r->quorum);
+		if (f->witnessed_time) {
+			char iso[32];
+			cli_time_iso(iso, f->witnessed_time * 1000);
+			printf("  witnessed time: the entry existed by %s (%d of %zu witnesses "
+			       "cosigned by then)\n",
+			       iso, r->quorum, r->nwitnesses);
+		}
 		if (f->verified == f->records && f->max_checkpoint < f->records)
 			printf("  note: seq %llu..%llu are signed but no checkpoint covers them: "
 			       "dropping them from the end could not be detected\n",

@@ -367,7 +367,7 @@ uint64_t cli_now_ms(void)
 int cli_store_fail(struct cli *c, int rc)
 {
 	int code = (rc == TL_ECORRUPT || rc == TL_ECHAIN || rc == TL_ERANGE || rc == TL_ENOTFOUND ||
-	            rc == TL_EEXIST || rc == TL_EINVAL)
+	            rc == TL_EEXIST || rc == TL_EINVAL || rc == TL_EFORK)
 	                   ? EXIT_INVALID
 	                   : EXIT_ENV;
 	return cli_fail(c, code, "%s", c->store ? tl_store_errmsg(c->store) : tl_strerror(rc));

@@ -489,18 +489,11 @@ static const char *const reasons[] = {
         "duplicate", "tax",      "fx",      "cut_off",      "other"};
 static const char *const person_roles[] = {"clerk", "approver", "director"};
 static const char *const procedures[] = {"confirmation", "notification", "balance"};
-static const char *const cycles[] = {"month", "week"};
+static const char *const cycles[] = {"month", "week", "cron"};
 
 /* ------------------------------------------------------------- build */
 
 enum { P_NONE, P_CLERK, P_APPROVER, P_DIRECTOR, P_REVOKED };
-
-struct proposal {
-	enum tl_role by;
-	uint64_t seq;
-	int accepted;
-	struct tl_terms t;
-};
 
 struct accept {
 	enum tl_role by;
@@ -527,8 +520,7 @@ struct ctx {
 	struct tab by_leaf, by_id, prop_leaf, people;
 	uint8_t *prole; /* P_* by people index */
 	size_t nprole, prole_cap;
-	struct proposal *props;
-	size_t nprops, props_cap;
+	size_t props_cap; /* of s->proposals */
 	struct accept *accs;
 	size_t naccs, accs_cap;
 	size_t seen_upto; /* statements [0, seen_upto) are seen */
@@ -844,6 +836,7 @@ static void do_statement(struct ctx *c, const struct ent *x, uint64_t seq)
 	st->supersedes = prev;
 	st->superseded_by = SIZE_MAX;
 	memcpy(st->currency, v[S_CURRENCY].s, 3);
+	memcpy(st->date, v[S_DATE].s, 10);
 	st->opening = v[S_OPENING].i;
 	st->closing = v[S_CLOSING].i;
 	st->nlines = nlines;
@@ -866,12 +859,16 @@ static void do_statement(struct ctx *c, const struct ent *x, uint64_t seq)
 
 /* ------------------------------------------------------------- terms */
 
-static const struct fld f_cycle[] = {{"day", FT_INT, 1}, {"every", FT_STR, 1}, {"tz", FT_STR, 1}};
-static const struct fld f_propose[] = {{"currency", FT_STR, 1},
-                                       {"cycle", FT_MAP, 1},
-                                       {"procedure", FT_STR, 1},
-                                       {"response_days", FT_INT, 1},
-                                       {"terms_id", FT_STR, 1}};
+static const struct fld f_cycle[] = {
+        {"day", FT_INT, 0}, {"every", FT_STR, 1}, {"rule", FT_STR, 0}, {"tz", FT_STR, 1}};
+enum { CY_DAY, CY_EVERY, CY_RULE, CY_TZ };
+static const struct fld f_propose[] = {{"currency", FT_STR, 1},   {"cycle", FT_MAP, 1},
+                                       {"escalation", FT_ARR, 0}, {"procedure", FT_STR, 1},
+                                       {"quorum", FT_INT, 0},     {"response_days", FT_INT, 1},
+                                       {"terms_id", FT_STR, 1},   {"witnesses", FT_ARR, 0}};
+enum { TP_CURRENCY, TP_CYCLE, TP_ESC, TP_PROC, TP_QUORUM, TP_DAYS, TP_ID, TP_WITNESSES, TP_N };
+static const struct fld f_esc[] = {
+        {"after_days", FT_INT, 1}, {"level", FT_INT, 1}, {"to", FT_STR, 1}};
 static const struct fld f_accept[] = {{"terms", FT_HEX32, 1}};
 
 static void default_terms(struct tl_terms *t)
@@ -880,60 +877,390 @@ static void default_terms(struct tl_terms *t)
 	strcpy(t->terms_id, "default");
 	t->every = TL_CYCLE_MONTH;
 	t->day = 1;
+	t->tz_fixed = 1;
 	t->response_days = 10;
 	t->procedure = TL_PROC_CONFIRMATION;
 	t->unilateral = 1;
 }
 
+/* ---- time zones and cron rules (pure; no tz database) */
+
+int tl_tz_parse(const char *s, size_t n, int *fixed, int32_t *off)
+{
+	*fixed = 1;
+	*off = 0;
+	if (n == 0 || (n == 3 && memcmp(s, "UTC", 3) == 0) || (n == 1 && s[0] == 'Z'))
+		return 0;
+	if ((s[0] == '+' || s[0] == '-') && n == 6 && s[3] == ':' && is_digits(s + 1, 2) &&
+	    is_digits(s + 4, 2)) {
+		int h = (s[1] - '0') * 10 + (s[2] - '0'), m = (s[4] - '0') * 10 + (s[5] - '0');
+		if (m > 59 || h * 60 + m > TL_TZ_OFFSET_MAX)
+			return -1;
+		*off = (s[0] == '-' ? -1 : 1) * (h * 60 + m);
+		return 0;
+	}
+	/* An IANA name: "Area/Location[/More]", ASCII letters, digits, '_', '-',
+	 * '+', '/'; starting with a letter. Kept as a label. */
+	if (n > 64 || !((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z')))
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+		      (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '+' || ch == '/'))
+			return -1;
+		if (ch == '/' && (i + 1 == n || s[i + 1] == '/'))
+			return -1;
+	}
+	*fixed = 0;
+	return 0;
+}
+
+struct cron {
+	uint64_t min;  /* bit per minute 0..59 */
+	uint32_t hour; /* 0..23 */
+	uint32_t dom;  /* 1..31 */
+	uint32_t mon;  /* 1..12 */
+	uint32_t dow;  /* 0..6, Sunday 0 (7 read as 0) */
+	int dom_any, dow_any;
+};
+
+static int cron_num(const char **p, const char *end, unsigned *v)
+{
+	unsigned x = 0;
+	const char *q = *p;
+	if (q >= end || *q < '0' || *q > '9')
+		return -1;
+	while (q < end && *q >= '0' && *q <= '9' && x < 1000)
+		x = x * 10 + (unsigned)(*q++ - '0');
+	*p = q;
+	*v = x;
+	return 0;
+}
+
+/* One field: items separated by ','; an item is '*', N or N-M, optionally
+ * followed by /STEP. Sets bits lo..hi of *bits. */
+static int cron_field(const char *s, const char *end, unsigned lo, unsigned hi, uint64_t *bits,
+                      int *any)
+{
+	*bits = 0;
+	*any = end - s == 1 && s[0] == '*';
+	while (s < end) {
+		unsigned a, b, step = 1;
+		if (*s == '*') {
+			a = lo;
+			b = hi;
+			s++;
+		} else {
+			if (cron_num(&s, end, &a) != 0)
+				return -1;
+			b = a;
+			if (s < end && *s == '-') {
+				s++;
+				if (cron_num(&s, end, &b) != 0)
+					return -1;
+			}
+		}
+		if (s < end && *s == '/') {
+			s++;
+			if (cron_num(&s, end, &step) != 0 || step == 0)
+				return -1;
+		}
+		if (a < lo || b > hi || a > b)
+			return -1;
+		for (unsigned i = a; i <= b; i += step)
+			*bits |= (uint64_t)1 << i;
+		if (s < end && *s != ',')
+			return -1;
+		if (s < end && ++s == end)
+			return -1; /* trailing ',' */
+	}
+	return *bits ? 0 : -1;
+}
+
+static int cron_parse(const char *s, size_t n, struct cron *c)
+{
+	static const unsigned lo[5] = {0, 0, 1, 1, 0}, hi[5] = {59, 23, 31, 12, 7};
+	const char *p = s, *end = s + n;
+	uint64_t bits[5];
+	int any[5];
+
+	if (n == 0 || n > TL_STATE_STR_MAX)
+		return -1;
+	for (int f = 0; f < 5; f++) {
+		const char *q;
+		while (p < end && *p == ' ')
+			p++;
+		q = p;
+		while (q < end && *q != ' ')
+			q++;
+		if (q == p || cron_field(p, q, lo[f], hi[f], &bits[f], &any[f]) != 0)
+			return -1;
+		p = q;
+	}
+	while (p < end && *p == ' ')
+		p++;
+	if (p != end)
+		return -1;
+	c->min = bits[0];
+	c->hour = (uint32_t)bits[1];
+	c->dom = (uint32_t)bits[2];
+	c->mon = (uint32_t)bits[3];
+	c->dow = (uint32_t)((bits[4] | (bits[4] >> 7)) & 0x7f);
+	c->dom_any = any[2];
+	c->dow_any = any[4];
+	return 0;
+}
+
+int tl_cron_valid(const char *rule, size_t len)
+{
+	struct cron c;
+	return rule && cron_parse(rule, len, &c) == 0 ? 0 : -1;
+}
+
+/* Civil date of a day number (days since 1970-01-01). */
+static void civil_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+	z += 719468;
+	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+	unsigned doe = (unsigned)(z - era * 146097);
+	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	unsigned mp = (5 * doy + 2) / 153;
+	*d = doy - (153 * mp + 2) / 5 + 1;
+	*m = mp < 10 ? mp + 3 : mp - 9;
+	*y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+static unsigned month_len(int64_t y, unsigned m)
+{
+	static const unsigned n[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	return m == 2 && leap ? 29 : n[m - 1];
+}
+
+int tl_terms_next_cycle(const struct tl_terms *t, uint64_t after_ms, uint64_t *out)
+{
+	const int64_t day_ms = (int64_t)TL_DAY_MS;
+	int64_t off, local, day0;
+	struct cron cr;
+
+	if (!t || !out || after_ms > (uint64_t)INT64_MAX / 2)
+		return TL_EINVAL;
+	off = t->tz_fixed ? (int64_t)t->tz_offset_min * 60000 : 0;
+	local = (int64_t)after_ms + off; /* local wall clock, as ms */
+	day0 = (local >= 0 ? local : local - day_ms + 1) / day_ms;
+	if (t->every == TL_CYCLE_CRON && cron_parse(t->rule, strlen(t->rule), &cr) != 0)
+		return TL_EINVAL;
+	if ((t->every == TL_CYCLE_MONTH && (t->day < 1 || t->day > 31)) ||
+	    (t->every == TL_CYCLE_WEEK && (t->day < 1 || t->day > 7)))
+		return TL_EINVAL;
+	for (int64_t dn = day0; dn <= day0 + 5 * 366; dn++) {
+		int64_t y;
+		unsigned m, d, wd = (unsigned)(((dn % 7) + 7 + 4) % 7); /* 1970-01-01: Thursday */
+		int hit;
+		civil_days(dn, &y, &m, &d);
+		if (t->every == TL_CYCLE_MONTH) {
+			unsigned want = t->day > month_len(y, m) ? month_len(y, m) : t->day;
+			hit = d == want;
+		} else if (t->every == TL_CYCLE_WEEK) {
+			hit = (wd == 0 ? 7u : wd) == t->day;
+		} else {
+			int dom = (cr.dom >> d) & 1, dow = (cr.dow >> wd) & 1;
+			hit = ((cr.mon >> m) & 1) && (cr.dom_any && cr.dow_any ? 1
+			                              : cr.dom_any             ? dow
+			                              : cr.dow_any             ? dom
+			                                                       : (dom || dow));
+		}
+		if (!hit)
+			continue;
+		for (unsigned mi = 0; mi < 24 * 60; mi++) {
+			int64_t at;
+			if (t->every == TL_CYCLE_CRON &&
+			    !(((cr.hour >> (mi / 60)) & 1) && ((cr.min >> (mi % 60)) & 1)))
+				continue;
+			at = dn * day_ms + (int64_t)mi * 60000 - off;
+			if (at > (int64_t)after_ms) {
+				*out = (uint64_t)at;
+				return 0;
+			}
+			if (t->every != TL_CYCLE_CRON)
+				break; /* month and week: 00:00 only */
+		}
+	}
+	return TL_ENOTFOUND;
+}
+
+/* Reads the optional escalation ladder and witness set into t. */
+static int propose_extras(struct val *v, struct tl_terms *t, char *why, size_t cap)
+{
+	struct mh h;
+	if (v[TP_ESC].present) {
+		struct rd r = v[TP_ESC].sub;
+		if (rd_head(&r, &h) != 0 || h.n > TL_TERMS_ESC_MAX) {
+			snprintf(why, cap, "has more than %u escalation steps", TL_TERMS_ESC_MAX);
+			return -1;
+		}
+		for (size_t i = 0; i < h.n; i++) {
+			struct val ev[3];
+			char sub[120];
+			struct tl_escalation *e = &t->escalation[i];
+			if (parse_map(&r, f_esc, 3, ev, sub, sizeof sub) != 0) {
+				snprintf(why, cap, "escalation step %zu %s", i + 1, sub);
+				return -1;
+			}
+			if (ev[0].i < 0 || ev[0].i > TL_STATE_RESPONSE_DAYS_MAX || ev[1].i < 1 ||
+			    ev[1].i > 100 || ev[2].n < 1 || ev[2].n > TL_STATE_STR_MAX ||
+			    (i > 0 && (uint64_t)ev[0].i <= t->escalation[i - 1].after_days)) {
+				snprintf(
+				        why, cap,
+				        "escalation step %zu is out of range (after_days 0..%u and "
+				        "increasing, level 1..100, to 1..%u bytes)",
+				        i + 1, TL_STATE_RESPONSE_DAYS_MAX, TL_STATE_STR_MAX);
+				return -1;
+			}
+			e->after_days = (uint32_t)ev[0].i;
+			e->level = (uint32_t)ev[1].i;
+			memcpy(e->to, ev[2].s, ev[2].n);
+			e->to[ev[2].n] = 0;
+		}
+		t->nescalation = h.n;
+	}
+	if (v[TP_WITNESSES].present) {
+		struct rd r = v[TP_WITNESSES].sub;
+		if (rd_head(&r, &h) != 0 || h.n < 1 || h.n > TL_TERMS_WITNESSES_MAX) {
+			snprintf(why, cap, "has a witness list of 0 or more than %u keys",
+			         TL_TERMS_WITNESSES_MAX);
+			return -1;
+		}
+		for (size_t i = 0; i < h.n; i++) {
+			struct mh x;
+			struct tl_vkey vk;
+			if (rd_head(&r, &x) != 0 || x.t != MT_STR || x.n > TL_TERMS_VKEY_MAX ||
+			    tl_vkey_parse(&vk, (const char *)x.data, x.n) != 0 ||
+			    vk.type != TL_SIGTYPE_COSIG) {
+				snprintf(why, cap,
+				         "witness %zu is not a C2SP cosignature verifier key (type "
+				         "0x04)",
+				         i + 1);
+				return -1;
+			}
+			memcpy(t->witnesses[i], x.data, x.n);
+			t->witnesses[i][x.n] = 0;
+			for (size_t j = 0; j < i; j++)
+				if (strcmp(t->witnesses[j], t->witnesses[i]) == 0) {
+					snprintf(why, cap, "names witness %zu twice", j + 1);
+					return -1;
+				}
+		}
+		t->nwitnesses = h.n;
+	}
+	if (v[TP_QUORUM].present &&
+	    (!t->nwitnesses || v[TP_QUORUM].i < 1 || (uint64_t)v[TP_QUORUM].i > t->nwitnesses)) {
+		snprintf(why, cap, "has quorum %lld, not 1..%zu (the number of witnesses)",
+		         (long long)v[TP_QUORUM].i, t->nwitnesses);
+		return -1;
+	}
+	t->quorum = v[TP_QUORUM].present ? (uint32_t)v[TP_QUORUM].i : (uint32_t)t->nwitnesses;
+	return 0;
+}
+
+int tl_terms_parse(const uint8_t *body, size_t len, struct tl_terms *t, char *why, size_t cap)
+{
+	struct rd r = {body, len, 0};
+	struct val v[TP_N], cv[4];
+	int every, proc;
+
+	memset(t, 0, sizeof *t);
+	if (!body || parse_map(&r, f_propose, TP_N, v, why, cap) != 0 ||
+	    parse_map(&v[TP_CYCLE].sub, f_cycle, 4, cv, why, cap) != 0)
+		return TL_EFORMAT;
+	every = str_pick(&cv[CY_EVERY], cycles, 3);
+	proc = str_pick(&v[TP_PROC], procedures, 3);
+	if (every < 0) {
+		snprintf(why, cap, "has a cycle that is not month, week or cron");
+		return TL_EFORMAT;
+	}
+	if (every == TL_CYCLE_CRON ? (cv[CY_DAY].present || !cv[CY_RULE].present ||
+	                              cron_parse(cv[CY_RULE].s, cv[CY_RULE].n, &(struct cron){0}))
+	                           : (cv[CY_RULE].present || !cv[CY_DAY].present ||
+	                              cv[CY_DAY].i < 1 || cv[CY_DAY].i > (every ? 7 : 31))) {
+		if (every == TL_CYCLE_CRON)
+			snprintf(
+			        why, cap,
+			        "has a cron cycle without a valid rule (5 fields m h dom mon dow)");
+		else
+			snprintf(why, cap, "has a %s cycle without a day in 1..%d", cycles[every],
+			         every ? 7 : 31);
+		return TL_EFORMAT;
+	}
+	if (proc < 0) {
+		snprintf(why, cap,
+		         "has a procedure that is not confirmation, notification or balance");
+		return TL_EFORMAT;
+	}
+	if (v[TP_DAYS].i < 0 || v[TP_DAYS].i > TL_STATE_RESPONSE_DAYS_MAX) {
+		snprintf(why, cap, "has response_days %lld, not 0..%u", (long long)v[TP_DAYS].i,
+		         TL_STATE_RESPONSE_DAYS_MAX);
+		return TL_EFORMAT;
+	}
+	if (v[TP_ID].n < 1 || v[TP_ID].n > TL_STATE_STR_MAX || !currency_ok(&v[TP_CURRENCY])) {
+		snprintf(why, cap,
+		         "has an empty or long terms_id, or a currency that is not three "
+		         "capital letters");
+		return TL_EFORMAT;
+	}
+	if (cv[CY_TZ].n > TL_STATE_STR_MAX ||
+	    tl_tz_parse(cv[CY_TZ].s, cv[CY_TZ].n, &t->tz_fixed, &t->tz_offset_min) != 0) {
+		snprintf(why, cap,
+		         "has a time zone that is not UTC, an offset like +08:00 or an IANA name");
+		return TL_EFORMAT;
+	}
+	if (propose_extras(v, t, why, cap) != 0)
+		return TL_EFORMAT;
+	memcpy(t->terms_id, v[TP_ID].s, v[TP_ID].n);
+	t->every = (enum tl_cycle)every;
+	t->day = every == TL_CYCLE_CRON ? 0 : (uint32_t)cv[CY_DAY].i;
+	if (every == TL_CYCLE_CRON)
+		memcpy(t->rule, cv[CY_RULE].s, cv[CY_RULE].n);
+	memcpy(t->tz, cv[CY_TZ].s, cv[CY_TZ].n);
+	t->response_days = (uint32_t)v[TP_DAYS].i;
+	t->procedure = (enum tl_procedure)proc;
+	memcpy(t->currency, v[TP_CURRENCY].s, 3);
+	t->unilateral = 1; /* until accepted */
+	return 0;
+}
+
 static void do_propose(struct ctx *c, const struct ent *x, enum tl_role by, uint64_t seq)
 {
-	struct rd r = {x->body, x->body_len, 0};
-	struct val v[5], cv[3];
-	struct tl_terms t;
+	struct tl_state *s = c->s;
+	struct tl_proposal *p;
 	char why[160] = "";
-	int every, proc;
 	uint8_t d[TL_HASH_LEN];
 
-	if (parse_map(&r, f_propose, 5, v, why, sizeof why) != 0 ||
-	    parse_map(&v[1].sub, f_cycle, 3, cv, why, sizeof why) != 0)
-		goto bad;
-	every = str_pick(&cv[1], cycles, 2);
-	proc = str_pick(&v[2], procedures, 3);
-	if (every < 0 || proc < 0 || cv[0].i < 1 || cv[0].i > (every ? 7 : 31) || v[3].i < 0 ||
-	    v[3].i > TL_STATE_RESPONSE_DAYS_MAX || v[4].n < 1 || v[4].n > TL_STATE_STR_MAX ||
-	    cv[2].n > TL_STATE_STR_MAX || !currency_ok(&v[0])) {
-		snprintf(why, sizeof why, "has a value out of range");
-		goto bad;
-	}
-	if (c->nprops >= TL_STATE_TERMS_MAX) {
+	if (s->nproposals >= TL_STATE_TERMS_MAX) {
 		finding(c, TL_FIND_LIMIT, by, seq, "more than %u terms proposals; ignored",
 		        TL_STATE_TERMS_MAX);
 		return;
 	}
-	memset(&t, 0, sizeof t);
-	memcpy(t.terms_id, v[4].s, v[4].n);
-	t.every = (enum tl_cycle)every;
-	t.day = (uint32_t)cv[0].i;
-	memcpy(t.tz, cv[2].s, cv[2].n);
-	t.response_days = (uint32_t)v[3].i;
-	t.procedure = (enum tl_procedure)proc;
-	memcpy(t.currency, v[0].s, 3);
-	t.proposer = by;
-	t.propose_seq = seq;
-	if (grow(&c->props, &c->props_cap, c->nprops + 1, sizeof *c->props) != 0) {
+	if (grow(&s->proposals, &c->props_cap, s->nproposals + 1, sizeof *s->proposals) != 0) {
 		c->oom = 1;
 		return;
 	}
-	c->props[c->nprops] = (struct proposal){.by = by, .seq = seq, .t = t};
+	p = &s->proposals[s->nproposals];
+	memset(p, 0, sizeof *p);
+	if (tl_terms_parse(x->body, x->body_len, &p->t, why, sizeof why) != 0) {
+		finding(c, TL_FIND_INVALID, by, seq, "terms.propose %s; ignored", why);
+		return;
+	}
+	memcpy(p->leaf, x->leaf, TL_HASH_LEN);
+	p->t.proposer = by;
+	p->t.propose_seq = seq;
 	key_digest(d, x->leaf, TL_HASH_LEN);
-	if (tab_put(&c->prop_leaf, d, c->nprops) != 0) {
+	if (tab_put(&c->prop_leaf, d, s->nproposals) != 0) {
 		c->oom = 1;
 		return;
 	}
-	c->nprops++;
-	return;
-bad:
-	finding(c, TL_FIND_INVALID, by, seq, "terms.propose %s; ignored", why);
+	s->nproposals++;
 }
 
 static void do_accept(struct ctx *c, const struct ent *x, enum tl_role by, uint64_t seq)
@@ -977,7 +1304,7 @@ static void resolve_terms(struct ctx *c)
 		const struct accept *a = &c->accs[i];
 		uint8_t d[TL_HASH_LEN];
 		size_t *pi;
-		struct proposal *p;
+		struct tl_proposal *p;
 
 		key_digest(d, a->leaf, TL_HASH_LEN);
 		pi = tab_get(&c->prop_leaf, d);
@@ -986,17 +1313,17 @@ static void resolve_terms(struct ctx *c)
 			        "terms.accept names no terms.propose of this channel; ignored");
 			continue;
 		}
-		p = &c->props[*pi];
-		if (p->by == a->by) {
+		p = &s->proposals[*pi];
+		if (p->t.proposer == a->by) {
 			finding(c, TL_FIND_AUTHOR, a->by, a->seq,
 			        "terms.accept of the %s's own proposal (seq %llu); ignored",
-			        role_name(a->by), (unsigned long long)p->seq);
+			        role_name(a->by), (unsigned long long)p->t.propose_seq);
 			continue;
 		}
 		if (p->accepted) {
 			finding(c, TL_FIND_RULE, a->by, a->seq,
 			        "terms.accept of proposal seq %llu, accepted before; ignored",
-			        (unsigned long long)p->seq);
+			        (unsigned long long)p->t.propose_seq);
 			continue;
 		}
 		p->accepted = 1;
@@ -1496,16 +1823,18 @@ static void evaluate(struct ctx *c)
 		default_terms(&s->in_force);
 	else
 		s->in_force = s->terms[k];
+	struct tl_terms def;
+
+	default_terms(&def); /* once: the struct is a few KiB */
 	for (size_t i = 0; i < s->nstmts; i++) {
 		struct tl_stmt *st = &s->stmts[i];
 		struct aux *ax = &c->aux[i];
-		struct tl_terms def, *t;
+		const struct tl_terms *t;
 		uint64_t base, eff = st->witnessed_ms ? st->witnessed_ms : st->claimed_ms;
 		enum tl_stmt_status b;
 
 		st->terms = terms_at(s, eff);
 		if (st->terms == SIZE_MAX) {
-			default_terms(&def);
 			t = &def;
 		} else {
 			t = &s->terms[st->terms];
@@ -1582,6 +1911,7 @@ void tl_state_free(struct tl_state *s)
 	}
 	free(s->stmts);
 	free(s->terms);
+	free(s->proposals);
 	free(s->findings);
 	free(s);
 }
@@ -1641,7 +1971,6 @@ int tl_state_build(const struct tl_state_builder *b, uint64_t now_ms, struct tl_
 	tab_free(&c.prop_leaf);
 	tab_free(&c.people);
 	free(c.prole);
-	free(c.props);
 	free(c.accs);
 	free(c.aux);
 	tl_buf_release(&c.msg);
@@ -1759,10 +2088,26 @@ static int pack_idx(msgpack_packer *pk, size_t i)
 
 static int pack_terms(msgpack_packer *pk, const struct tl_terms *t)
 {
-	return msgpack_pack_array(pk, 12) || pack_str(pk, t->terms_id) ||
-	       msgpack_pack_uint8(pk, (uint8_t)t->every) || msgpack_pack_uint32(pk, t->day) ||
-	       pack_str(pk, t->tz) || msgpack_pack_uint32(pk, t->response_days) ||
-	       msgpack_pack_uint8(pk, (uint8_t)t->procedure) || pack_str(pk, t->currency) ||
+	if (msgpack_pack_array(pk, 18) || pack_str(pk, t->terms_id) ||
+	    msgpack_pack_uint8(pk, (uint8_t)t->every) || msgpack_pack_uint32(pk, t->day) ||
+	    pack_str(pk, t->rule) || pack_str(pk, t->tz) ||
+	    msgpack_pack_uint8(pk, (uint8_t)t->tz_fixed) ||
+	    msgpack_pack_int32(pk, t->tz_offset_min) || msgpack_pack_uint32(pk, t->response_days) ||
+	    msgpack_pack_uint8(pk, (uint8_t)t->procedure) || pack_str(pk, t->currency) ||
+	    msgpack_pack_array(pk, t->nescalation))
+		return -1;
+	for (size_t i = 0; i < t->nescalation; i++)
+		if (msgpack_pack_array(pk, 3) ||
+		    msgpack_pack_uint32(pk, t->escalation[i].after_days) ||
+		    msgpack_pack_uint32(pk, t->escalation[i].level) ||
+		    pack_str(pk, t->escalation[i].to))
+			return -1;
+	if (msgpack_pack_array(pk, t->nwitnesses))
+		return -1;
+	for (size_t i = 0; i < t->nwitnesses; i++)
+		if (pack_str(pk, t->witnesses[i]))
+			return -1;
+	return msgpack_pack_uint32(pk, t->quorum) ||
 	       msgpack_pack_uint8(pk, (uint8_t)t->unilateral) ||
 	       msgpack_pack_uint8(pk, (uint8_t)t->proposer) ||
 	       msgpack_pack_uint64(pk, t->propose_seq) || msgpack_pack_uint64(pk, t->accept_seq) ||
@@ -1771,14 +2116,15 @@ static int pack_terms(msgpack_packer *pk, const struct tl_terms *t)
 
 static int pack_stmt(msgpack_packer *pk, const struct tl_stmt *st)
 {
-	if (msgpack_pack_array(pk, 30) || pack_str(pk, st->id) ||
+	if (msgpack_pack_array(pk, 31) || pack_str(pk, st->id) ||
 	    msgpack_pack_uint64(pk, st->version) || msgpack_pack_uint64(pk, st->seq) ||
 	    msgpack_pack_bin_with_body(pk, st->leaf, TL_HASH_LEN) || pack_idx(pk, st->supersedes) ||
 	    pack_idx(pk, st->superseded_by) || msgpack_pack_uint8(pk, (uint8_t)st->status) ||
-	    pack_str(pk, st->currency) || msgpack_pack_int64(pk, st->opening) ||
-	    msgpack_pack_int64(pk, st->closing) || msgpack_pack_uint64(pk, st->nlines) ||
-	    pack_idx(pk, st->terms) || msgpack_pack_uint64(pk, st->claimed_ms) ||
-	    msgpack_pack_uint64(pk, st->witnessed_ms) || msgpack_pack_uint64(pk, st->deadline_ms) ||
+	    pack_str(pk, st->currency) || pack_str(pk, st->date) ||
+	    msgpack_pack_int64(pk, st->opening) || msgpack_pack_int64(pk, st->closing) ||
+	    msgpack_pack_uint64(pk, st->nlines) || pack_idx(pk, st->terms) ||
+	    msgpack_pack_uint64(pk, st->claimed_ms) || msgpack_pack_uint64(pk, st->witnessed_ms) ||
+	    msgpack_pack_uint64(pk, st->deadline_ms) ||
 	    msgpack_pack_uint8(pk, (uint8_t)st->deadline_src) ||
 	    msgpack_pack_uint8(pk, (uint8_t)st->seen) || msgpack_pack_uint64(pk, st->seen_seq) ||
 	    msgpack_pack_uint8(pk, (uint8_t)st->viewed) ||
@@ -1825,7 +2171,7 @@ int tl_state_serialise(const struct tl_state *s, struct tl_buf *out)
 		return TL_EINVAL;
 	before = out->len;
 	msgpack_packer_init(&pk, out, pack_to_buf);
-	if (msgpack_pack_array(&pk, 12) || pack_str(&pk, "tally/state/v1") ||
+	if (msgpack_pack_array(&pk, 13) || pack_str(&pk, "tally/state/v1") ||
 	    msgpack_pack_uint64(&pk, s->now_ms) ||
 	    msgpack_pack_uint8(&pk, (uint8_t)s->supplier_known) || pack_str(&pk, s->origin[0]) ||
 	    pack_str(&pk, s->origin[1]) || msgpack_pack_uint64(&pk, s->size[0]) ||
@@ -1850,8 +2196,15 @@ int tl_state_serialise(const struct tl_state *s, struct tl_buf *out)
 			goto fail;
 	}
 	/* 12th element */
-	if (msgpack_pack_uint64(&pk, s->findings_dropped))
+	if (msgpack_pack_uint64(&pk, s->findings_dropped) || msgpack_pack_array(&pk, s->nproposals))
 		goto fail;
+	for (size_t i = 0; i < s->nproposals; i++) {
+		const struct tl_proposal *p = &s->proposals[i];
+		if (msgpack_pack_array(&pk, 3) ||
+		    msgpack_pack_bin_with_body(&pk, p->leaf, TL_HASH_LEN) ||
+		    msgpack_pack_uint8(&pk, (uint8_t)p->accepted) || pack_terms(&pk, &p->t))
+			goto fail;
+	}
 	return 0;
 fail:
 	out->len = before;
@@ -1887,6 +2240,11 @@ const char *tl_event_name(enum tl_event ev)
 	                                "disputed",  "refused", "re-issued", "reminder",
 	                                "escalated", "comment", "closed"};
 	return (unsigned)ev <= TL_EV_CLOSED ? n[ev] : "?";
+}
+
+const char *tl_procedure_name(enum tl_procedure p)
+{
+	return (unsigned)p <= TL_PROC_BALANCE ? procedures[p] : "?";
 }
 
 const char *tl_reason_name(enum tl_reason r)

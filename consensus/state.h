@@ -71,7 +71,23 @@ enum tl_stmt_status {
 };
 
 enum tl_procedure { TL_PROC_CONFIRMATION, TL_PROC_NOTIFICATION, TL_PROC_BALANCE };
-enum tl_cycle { TL_CYCLE_MONTH, TL_CYCLE_WEEK };
+/* month: `day` 1..31 (a shorter month uses its last day); week: `day` 1..7,
+ * ISO 8601 (1 Monday .. 7 Sunday); cron: `rule`, five fields "m h dom mon
+ * dow" (docs/protocol.md lists the subset). */
+enum tl_cycle { TL_CYCLE_MONTH, TL_CYCLE_WEEK, TL_CYCLE_CRON };
+
+#define TL_TERMS_ESC_MAX       8u        /* escalation steps */
+#define TL_TERMS_WITNESSES_MAX 8u        /* witness keys */
+#define TL_TERMS_VKEY_MAX      320u      /* bytes of one witness vkey string */
+#define TL_TZ_OFFSET_MAX       (14 * 60) /* minutes, either side of UTC */
+
+/* One step of the escalation ladder: after_days past the deadline, raise
+ * to level, addressed to `to` (a role or address; a label here). */
+struct tl_escalation {
+	uint32_t after_days;
+	uint32_t level;
+	char to[TL_STATE_STR_MAX + 1];
+};
 
 /* Where a time comes from: only witnessed times are proof (DESIGN §4). */
 enum tl_time_src {
@@ -121,16 +137,35 @@ enum tl_reason {
 struct tl_terms {
 	char terms_id[TL_STATE_STR_MAX + 1]; /* "default" for the defaults */
 	enum tl_cycle every;
-	uint32_t day;
+	uint32_t day;                    /* month: 1..31; week: 1..7; cron: 0 */
+	char rule[TL_STATE_STR_MAX + 1]; /* cron only, else "" */
+	/* As written: "" (UTC), "UTC", "Z", "+08:00" / "-05:30", or an IANA
+	 * name. The state machine has no time zone database: tz_fixed is 1 and
+	 * tz_offset_min the offset for the first four forms; an IANA name is
+	 * a label (tz_fixed 0) and cycle dates are then computed at UTC. */
 	char tz[TL_STATE_STR_MAX + 1];
+	int tz_fixed;
+	int32_t tz_offset_min; /* minutes east of UTC */
 	uint32_t response_days;
 	enum tl_procedure procedure;
-	char currency[TL_STATE_STR_MAX + 1];
-	int unilateral; /* 1: the defaults, never agreed */
+	char currency[TL_STATE_STR_MAX + 1]; /* "" in the defaults: any */
+	size_t nescalation;
+	struct tl_escalation escalation[TL_TERMS_ESC_MAX]; /* by after_days */
+	size_t nwitnesses;
+	char witnesses[TL_TERMS_WITNESSES_MAX][TL_TERMS_VKEY_MAX + 1]; /* C2SP vkeys, type 0x04 */
+	uint32_t quorum; /* 1..nwitnesses; 0 when there are no witnesses */
+	int unilateral;  /* 1: the defaults, never agreed */
 	/* For agreed terms: who proposed, and where the accept is. */
 	enum tl_role proposer;
 	uint64_t propose_seq, accept_seq;
 	uint64_t accept_time_ms; /* witnessed if known, else claimed */
+};
+
+/* A valid terms.propose of either side; accepted or pending. */
+struct tl_proposal {
+	uint8_t leaf[TL_HASH_LEN];
+	int accepted;
+	struct tl_terms t; /* t.proposer, t.propose_seq; accept_* once accepted */
 };
 
 struct tl_state_event {
@@ -161,6 +196,7 @@ struct tl_stmt {
 	size_t superseded_by; /* index, SIZE_MAX if none */
 	enum tl_stmt_status status;
 	char currency[TL_STATE_STR_MAX + 1];
+	char date[11]; /* the as-of date, YYYY-MM-DD */
 	int64_t opening, closing;
 	size_t nlines;
 	size_t terms; /* index into tl_state.terms, SIZE_MAX: the defaults */
@@ -206,6 +242,8 @@ struct tl_state {
 	struct tl_terms in_force;          /* at now_ms */
 	struct tl_terms *terms;            /* agreed terms, by accept time */
 	size_t nterms;
+	struct tl_proposal *proposals; /* valid proposals, both feeds, supplier's first */
+	size_t nproposals;
 	struct tl_stmt *stmts; /* in supplier seq order */
 	size_t nstmts;
 	size_t count[TL_STMT_CLOSED + 1]; /* statements per status */
@@ -260,10 +298,10 @@ int tl_state_compute(struct tl_state **out, const struct tl_state_feed *a,
  * The canonical serialisation of a state, appended to out: a MessagePack
  * array ["tally/state/v1", now_ms, supplier_known, origin S, origin C,
  * size S, size C, terms in force, [agreed terms], [statements], [findings],
- * findings dropped], every field in the order of the structs above, absent
- * values as nil, integers in shortest form (pack_* in state.c). And its
- * SHA-256, so two parties compare states byte for byte. Not yet in
- * docs/protocol.md (to be added there; this comment is the reference).
+ * findings dropped, [proposals: [leaf, accepted, terms]]], every field in the order of the structs
+ * above, absent values as nil, integers in shortest form (pack_* in state.c). And its SHA-256, so
+ * two parties compare states byte for byte. Not yet in docs/protocol.md (to be added there; this
+ * comment is the reference).
  */
 int tl_state_serialise(const struct tl_state *s, struct tl_buf *out) TL_WUR;
 int tl_state_digest(const struct tl_state *s, uint8_t out[TL_HASH_LEN]) TL_WUR;
@@ -277,7 +315,31 @@ int tl_state_digest(const struct tl_state *s, uint8_t out[TL_HASH_LEN]) TL_WUR;
 int tl_person_sig_message(struct tl_buf *out, const char *kind, size_t kind_len,
                           const uint8_t *body, size_t body_len) TL_WUR;
 
+/*
+ * Reads and checks a terms.propose body (canonical MessagePack map) as the
+ * state machine does: *t filled (unilateral set, proposer and seqs zero).
+ * TL_EFORMAT with the reason in why (a phrase: "has ...") otherwise.
+ */
+int tl_terms_parse(const uint8_t *body, size_t len, struct tl_terms *t, char *why,
+                   size_t cap) TL_WUR;
+
+/*
+ * The first cycle date strictly after after_ms under t (00:00 local time of
+ * the cycle day for month and week, the rule's minute for cron), in Unix
+ * ms. Local time is UTC + tz_offset_min when tz_fixed, else UTC. Pure.
+ * TL_EINVAL: t's cycle is not valid; TL_ENOTFOUND: a cron rule that
+ * matches no minute in the next 5 years (e.g. "0 0 31 2 *").
+ */
+int tl_terms_next_cycle(const struct tl_terms *t, uint64_t after_ms, uint64_t *out) TL_WUR;
+
+/* Checks a cron rule of the accepted subset (docs/protocol.md). 0 or -1. */
+int tl_cron_valid(const char *rule, size_t len);
+/* Parses a tz string as the terms do: 0, with *fixed and *offset_min; -1
+ * when it is none of the accepted forms. */
+int tl_tz_parse(const char *s, size_t len, int *fixed, int32_t *offset_min);
+
 const char *tl_stmt_status_name(enum tl_stmt_status st);
+const char *tl_procedure_name(enum tl_procedure p);
 const char *tl_event_name(enum tl_event ev);
 const char *tl_reason_name(enum tl_reason r);
 

@@ -14,6 +14,7 @@
  * writes drain. The receiver verifies everything off the loop before it
  * stores a batch in one transaction.
  */
+#include "blob_repl.h"
 #include "tl_daemon.h"
 
 #include <errno.h>
@@ -32,6 +33,9 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "auditor.h"
+#include "wclient.h"
+
 #define BATCH_RECORDS       2048
 #define BATCH_BYTES         (1u << 20)
 #define MAX_PENDING_INGEST  4 /* per peer; reading pauses beyond it */
@@ -41,6 +45,8 @@
 #define BACKOFF_MIN_MS      200
 #define BACKOFF_MAX_MS      30000
 #define HELLO_MAGIC         "TLYH"
+#define HOLD_MAX            16
+#define HOLD_MS             10000
 #define HELLO_LEN           (4 + TL_PUB_LEN)
 
 struct node;
@@ -97,6 +103,9 @@ void tl_node_config_defaults(struct tl_node_config *c)
 	c->handshake_timeout_ms = 10000;
 	c->keepalive_ms = 15000;
 	c->peer_wq_max = 8u << 20;
+	c->blob_max = TL_BLOB_MAX_DEFAULT;
+	c->witness_heartbeat_s = 60;
+	c->witness_timeout_ms = 10000;
 }
 
 int tl_node_config_load(struct tl_node_config *c, const char *path, char *err, size_t errcap)
@@ -166,6 +175,63 @@ int tl_node_config_load(struct tl_node_config *c, const char *path, char *err, s
 			                         ? &c->keepalive_ms
 			                         : &c->handshake_timeout_ms;
 			*slot = (unsigned)n;
+		} else if (strcmp(k, "witness") == 0) {
+			/* "URL VKEY": the URL has no spaces; the key is checked now so
+			 * that a typo stops the node at start, not at the first append. */
+			char *sp = v + strcspn(v, " \t");
+			char *key = sp;
+			struct tl_vkey wk;
+			while (*key == ' ' || *key == '\t')
+				key++;
+			*sp = 0;
+			if (c->nwitnesses == TL_NODE_WITNESS_MAX) {
+				snprintf(err, errcap, "%s:%d: more than %d witnesses", path, lineno,
+				         TL_NODE_WITNESS_MAX);
+				goto bad;
+			}
+			if ((strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) ||
+			    strlen(v) >= sizeof c->witness[0].url) {
+				snprintf(err, errcap,
+				         "%s:%d: witness needs 'URL VKEY' with an http:// or "
+				         "https:// URL",
+				         path, lineno);
+				goto bad;
+			}
+			if (strlen(key) >= sizeof c->witness[0].vkey ||
+			    tl_vkey_parse(&wk, key, strlen(key)) != 0 ||
+			    wk.type != TL_SIGTYPE_COSIG) {
+				snprintf(err, errcap,
+				         "%s:%d: witness key '%.80s' is not a cosignature (type "
+				         "0x04) verifier key",
+				         path, lineno, key);
+				goto bad;
+			}
+			snprintf(c->witness[c->nwitnesses].url, sizeof c->witness[0].url, "%s", v);
+			snprintf(c->witness[c->nwitnesses].vkey, sizeof c->witness[0].vkey, "%s",
+			         key);
+			c->nwitnesses++;
+		} else if (strcmp(k, "witness_heartbeat") == 0 ||
+		           strcmp(k, "witness_timeout_ms") == 0) {
+			uint64_t n;
+			int hb = strcmp(k, "witness_heartbeat") == 0;
+			if (tl_parse_u64(v, strlen(v), &n) != 0 || n == 0 ||
+			    n > (hb ? 86400u : 600000u)) {
+				snprintf(err, errcap, "%s:%d: %s must be 1..%u", path, lineno, k,
+				         hb ? 86400u : 600000u);
+				goto bad;
+			}
+			if (hb)
+				c->witness_heartbeat_s = (unsigned)n;
+			else
+				c->witness_timeout_ms = (unsigned)n;
+		} else if (strcmp(k, "blob_max") == 0) {
+			uint64_t n;
+			if (tl_parse_u64(v, strlen(v), &n) != 0 || n == 0 || n > TL_BLOB_MAX_LIMIT) {
+				snprintf(err, errcap, "%s:%d: blob_max must be 1..%llu bytes", path,
+				         lineno, (unsigned long long)TL_BLOB_MAX_LIMIT);
+				goto bad;
+			}
+			c->blob_max = n;
 		} else {
 			snprintf(err, errcap, "%s:%d: unknown setting '%s'", path, lineno, k);
 			goto bad;
@@ -209,6 +275,8 @@ struct peer {
 	uint64_t last_rx, opened_at, last_ping;
 	struct cursor *cursors;
 	size_t ncursors;
+	int audit;  /* inbound, read-only: an auditor this book admitted (auditor.c) */
+	int follow; /* outbound: we are the auditor; the peer relays followed feeds */
 };
 
 /* A remote book we should keep a session with (from the peers table). */
@@ -233,7 +301,7 @@ struct ctl {
 	char watch_channel[TL_CHANNEL_LEN * 2 + 1];
 };
 
-enum job_type { J_APPEND, J_INGEST, J_CHANNEL_OPEN };
+enum job_type { J_APPEND, J_INGEST, J_CHANNEL_OPEN, J_CP, J_FORK };
 
 struct job {
 	uv_work_t req;  /* the store stage (serialised) */
@@ -266,6 +334,16 @@ struct job {
 	uint64_t new_size, stored;
 	int forked;
 	int has_content; /* some record is not a "seen" receipt */
+	/* J_INGEST / J_CP finding a fork, J_FORK receiving one: the two signed
+	 * objects (records, or checkpoint notes when fork_cp) and where. */
+	struct tl_buf fa, fb, fx; /* fx: root and proof (TL_FORK_CONSISTENCY) */
+	int fork_cp;              /* 0 records, 1 checkpoints, 3 consistency */
+	uint64_t fork_at;
+	int halted_now; /* J_INGEST: this batch proved the own feed is behind */
+	/* J_CP: the note verified and filtered off the loop (in note) */
+	int cp_bad;
+	size_t cp_added;
+	int own_return; /* J_INGEST of our own records sent back by the peer */
 	/* J_CHANNEL_OPEN */
 	uint8_t peer_pk[TL_PUB_LEN];
 	char label[TL_LABEL_MAX + 1];
@@ -297,10 +375,30 @@ struct node {
 	struct job *jobs_head, *jobs_tail;
 	int job_running;
 	struct receipt *receipts;
+	/* witnesses (docs/operations.md, "Witnesses") */
+	struct tl_vkey wkeys[TL_NODE_WITNESS_MAX];
+	struct wsub *wsubs;
+	int w_inflight;
+	uint64_t w_refreshed;
+	atomic_int w_cancel; /* set at shutdown: requests in flight give up */
+	/* Local appends wait until every witness answered once (or the gate
+	 * times out): a node restored from an old copy learns it first. */
+	int gate_open, probes_pending;
+	uint64_t gate_deadline;
+	/* Own feeds a counterparty says it holds more of: appends wait (refused
+	 * for HOLD_MS) while it sends them back. Read by append_prepare, which
+	 * may run on the thread pool: hence the mutex. */
+	pthread_mutex_t hold_mu;
+	struct hold {
+		char origin[TL_ORIGIN_LEN + 1];
+		uint64_t until, others;
+	} holds[HOLD_MAX];
 	int stopping;
 	int lockfd;
 	char sock_path[4200];
 	char addr_path[4200];
+	struct tl_blob_repl *blobs; /* blob_repl.c: vouchers on demand */
+	struct tl_auditors *auditors; /* admissions of auditors to own feeds */
 };
 
 static void pump(struct peer *p);
@@ -347,6 +445,8 @@ static void on_write(uv_write_t *req, int status)
 	}
 	if (p->state == P_OPEN)
 		pump(p);
+	if (p->state == P_OPEN)
+		tl_blob_repl_drain(p->n->blobs, p);
 }
 
 static int send_raw(struct peer *p, const uint8_t *data, size_t len)
@@ -399,15 +499,25 @@ static void send_heads(struct peer *p, int ask)
 	size_t nf = 0, k = 0;
 	struct tl_buf m;
 	msgpack_packer pk;
-	if (tl_store_feed_list(p->n->store, &feeds, &nf) != 0)
+	/* An auditor gets, per channel that admits it, both feeds (a cursor
+	 * each: the counterparty's feed is relayed). */
+	if (p->audit) {
+		if (tl_auditors_feeds(p->n->auditors, p->n->store, p->book->name, p->remote,
+		                      &feeds, &nf) != 0)
+			return;
+		k = nf;
+	} else if (tl_store_feed_list(p->n->store, &feeds, &nf) != 0)
 		return;
-	for (size_t i = 0; i < nf; i++) {
+	for (size_t i = 0; i < nf && !p->audit; i++) {
 		const struct tl_feed *f = &feeds[i];
 		int own = (f->flags & TL_FEED_OWN) && strcmp(f->book, p->book->name) == 0 &&
 		          memcmp(f->peer, p->remote, TL_PUB_LEN) == 0;
 		int theirs = !(f->flags & TL_FEED_OWN) && memcmp(f->o.pk, p->remote, 32) == 0 &&
 		             memcmp(f->peer, p->book->kp.pk, TL_PUB_LEN) == 0;
-		if (own || theirs)
+		int followed = p->follow && (f->flags & TL_FEED_AUDIT) &&
+		               strcmp(f->book, p->book->name) == 0 &&
+		               memcmp(f->peer, p->remote, TL_PUB_LEN) == 0;
+		if (own || theirs || followed)
 			feeds[k++] = *f;
 	}
 	tl_buf_init(&m, TL_FRAME_MAX);
@@ -427,7 +537,7 @@ static void send_heads(struct peer *p, int ask)
 	struct cursor *nc = calloc(k ? k : 1, sizeof *nc);
 	size_t nn = 0;
 	for (size_t i = 0; i < k && nc; i++) {
-		if (!(feeds[i].flags & TL_FEED_OWN))
+		if (!(feeds[i].flags & TL_FEED_OWN) && !p->audit)
 			continue;
 		memcpy(nc[nn].origin, feeds[i].origin, TL_ORIGIN_LEN + 1);
 		for (size_t c = 0; c < p->ncursors; c++)
@@ -496,6 +606,29 @@ static int sign_checkpoint(struct node *n, struct book *b, const struct tl_feed 
 	return rc;
 }
 
+/* One batch of a feed this node does not write, to an auditor: it ends at
+ * a checkpoint its author signed (auditor.c). 0 when sent. */
+static int relay(struct peer *p, struct cursor *c, const struct tl_feed *f)
+{
+	struct tl_buf m;
+	uint64_t end = 0;
+	tl_buf_init(&m, TL_FRAME_MAX);
+	int rc = tl_auditor_relay(p->n->store, f, c->sent, &m, &end);
+	if (rc == 0) {
+		logm(3, "auditor %s: relaying %s [%llu, %llu)", p->addr, f->origin,
+		     (unsigned long long)c->sent, (unsigned long long)end);
+		c->sent = end;
+		send_msg(p, m.data, m.len);
+	} else if (rc != TL_ENOTFOUND) {
+		logm(0, "feed %s: cannot relay entries from seq %llu to auditor %s: %s", f->origin,
+		     (unsigned long long)c->sent, p->addr,
+		     rc == TL_ETOOBIG ? "the batch up to the next stored checkpoint exceeds a frame"
+		                      : tl_store_errmsg(p->n->store));
+	}
+	tl_buf_release(&m);
+	return rc;
+}
+
 /* Pushes records of our feeds while the peer's queue has room. */
 static void pump(struct peer *p)
 {
@@ -505,8 +638,15 @@ static void pump(struct peer *p)
 		struct tl_feed f;
 		if (!c->known || tl_store_feed_get(n->store, c->origin, &f) != 0)
 			continue;
+		/* The book that signs batch checkpoints; none: relayed (auditors). */
+		struct book *signer = (f.flags & TL_FEED_OWN) ? book_by_name(n, f.book) : NULL;
 		while (c->sent < f.head.size && p->wqueued < n->cfg.peer_wq_max &&
 		       p->state == P_OPEN) {
+			if (!signer) {
+				if (relay(p, c, &f) != 0)
+					break;
+				continue;
+			}
 			uint64_t end = c->sent + BATCH_RECORDS;
 			struct tl_buf m, note;
 			msgpack_packer pk;
@@ -531,7 +671,7 @@ static void pump(struct peer *p)
 			if (rc == COLLECT_FULL)
 				rc = 0;
 			if (rc == 0)
-				rc = sign_checkpoint(n, p->book, &f, seq, &note);
+				rc = sign_checkpoint(n, signer, &f, seq, &note);
 			if (rc) {
 				logm(0, "feed %s: cannot read records to send: %s", f.origin,
 				     tl_store_errmsg(n->store));
@@ -585,6 +725,147 @@ static int remote_feed(struct peer *p, const char *origin, size_t len, struct tl
 	return 0;
 }
 
+struct cp_pick {
+	uint64_t lo, hi, best; /* the largest stored size in (lo, hi] */
+};
+
+static int pick_cp(void *ctx, uint64_t size, const char *note, size_t len)
+{
+	struct cp_pick *c = ctx;
+	(void)note;
+	(void)len;
+	if (size > c->lo && size <= c->hi)
+		c->best = size;
+	return size > c->hi; /* sizes ascend: stop past hi */
+}
+
+/*
+ * The peer's node holds less of its own feed than we do: restored from an
+ * old copy. Its own records go back to it (one batch per session, ending at
+ * a checkpoint it signed), so that it can catch up instead of forking.
+ */
+static void return_push(struct peer *p, const struct tl_feed *f, uint64_t their)
+{
+	struct node *n = p->n;
+	struct cp_pick cpk = {their, their, 0};
+	struct tl_buf m, note;
+	msgpack_packer pk;
+	uint64_t seq = their;
+	/* How far one batch reaches (records and bytes), then the largest size
+	 * within it at which we hold the author's signed checkpoint. */
+	tl_buf_init(&m, TL_FRAME_MAX);
+	msgpack_packer_init(&pk, &m, pack_write);
+	struct collect probe = {&m, &pk, 0, &seq};
+	if (tl_store_scan(n->store, f, their, their + BATCH_RECORDS, collect_rec, &probe) < 0) {
+		tl_buf_release(&m);
+		return;
+	}
+	cpk.hi = seq;
+	tl_buf_release(&m);
+	if (tl_store_checkpoint_scan(n->store, f, pick_cp, &cpk) < 0 || cpk.best == 0 ||
+	    cpk.best > f->head.size)
+		return;
+	tl_buf_init(&m, TL_FRAME_MAX);
+	tl_buf_init(&note, TL_NOTE_MAX);
+	msgpack_packer_init(&pk, &m, pack_write);
+	seq = their;
+	size_t cnt = (size_t)(cpk.best - their);
+	struct collect col = {&m, &pk, 0, &seq};
+	msgpack_pack_array(&pk, 5);
+	msgpack_pack_str_with_body(&pk, "recs", 4);
+	msgpack_pack_str_with_body(&pk, f->origin, TL_ORIGIN_LEN);
+	msgpack_pack_uint64(&pk, their);
+	msgpack_pack_array(&pk, (uint32_t)cnt);
+	/* The whole range or nothing: the checkpoint is for its end. */
+	int rc = tl_store_scan(n->store, f, their, cpk.best, collect_rec, &col);
+	if (rc == 0 && seq == cpk.best &&
+	    tl_store_checkpoint_get(n->store, f, cpk.best, &note, NULL) == 0 &&
+	    m.len + note.len + 16 <= TL_FRAME_MAX) {
+		msgpack_pack_str_with_body(&pk, (const char *)note.data, note.len);
+		logm(1,
+		     "peer %s holds %llu entries of its own feed %s, we hold %llu: sending "
+		     "[%llu, %llu) back to it",
+		     p->addr, (unsigned long long)their, f->origin,
+		     (unsigned long long)f->head.size, (unsigned long long)their,
+		     (unsigned long long)cpk.best);
+		send_msg(p, m.data, m.len);
+	}
+	tl_buf_release(&m);
+	tl_buf_release(&note);
+}
+
+/*
+ * The peer says it holds more of our own feed than we do. Its word alone
+ * does not halt the feed (a counterparty must not be able to block our
+ * appends): appends to it are refused for HOLD_MS while the peer sends our
+ * entries back with our own signed checkpoint (return_push). That either
+ * catches us up or, if they do not fit, proves we are behind and halts the
+ * feed (ingest).
+ */
+static void hold_feed(struct peer *p, const struct tl_feed *f, uint64_t others)
+{
+	struct node *n = p->n;
+	size_t slot = HOLD_MAX;
+	uint64_t now = now_ms();
+	logm(1,
+	     "peer %s holds %llu entries of our feed %s but we have %llu: this node may be "
+	     "restored from an old copy; appends to it wait for the peer to send them back",
+	     p->addr, (unsigned long long)others, f->origin, (unsigned long long)f->head.size);
+	pthread_mutex_lock(&n->hold_mu);
+	for (size_t i = 0; i < HOLD_MAX; i++)
+		if (strcmp(n->holds[i].origin, f->origin) == 0 ||
+		    (slot == HOLD_MAX && n->holds[i].until <= now))
+			slot = i;
+	if (slot < HOLD_MAX) {
+		memcpy(n->holds[slot].origin, f->origin, sizeof n->holds[slot].origin);
+		n->holds[slot].until = now + HOLD_MS;
+		n->holds[slot].others = others;
+	}
+	pthread_mutex_unlock(&n->hold_mu);
+}
+
+static void hold_release(struct node *n, const char *origin)
+{
+	pthread_mutex_lock(&n->hold_mu);
+	for (size_t i = 0; i < HOLD_MAX; i++)
+		if (strcmp(n->holds[i].origin, origin) == 0)
+			n->holds[i].until = 0;
+	pthread_mutex_unlock(&n->hold_mu);
+}
+
+/* Any thread. Non-zero (and *others) while appends to origin are held. */
+static int held(struct node *n, const char *origin, uint64_t *others)
+{
+	int h = 0;
+	uint64_t now = now_ms();
+	pthread_mutex_lock(&n->hold_mu);
+	for (size_t i = 0; i < HOLD_MAX && !h; i++)
+		if (n->holds[i].until > now && strcmp(n->holds[i].origin, origin) == 0) {
+			h = 1;
+			*others = n->holds[i].others;
+		}
+	pthread_mutex_unlock(&n->hold_mu);
+	return h;
+}
+
+static void share_cp_peer(struct peer *p, const struct cursor *c, uint64_t size);
+
+/* One of our own feeds in a channel with the peer. */
+static int own_feed(struct peer *p, const char *origin, size_t len, struct tl_feed *f)
+{
+	char o[TL_ORIGIN_LEN + 1];
+	if (len != TL_ORIGIN_LEN)
+		return -1;
+	memcpy(o, origin, len);
+	o[len] = 0;
+	if (tl_store_feed_get(p->n->store, o, f) != 0)
+		return -1;
+	return (f->flags & TL_FEED_OWN) && strcmp(f->book, p->book->name) == 0 &&
+	                       memcmp(f->peer, p->remote, TL_PUB_LEN) == 0
+	               ? 0
+	               : -1;
+}
+
 static void handle_heads(struct peer *p, const msgpack_object *list)
 {
 	if (list->type != MSGPACK_OBJECT_ARRAY) {
@@ -608,17 +889,27 @@ static void handle_heads(struct peer *p, const msgpack_object *list)
 			struct tl_feed f;
 			if (tl_store_feed_get(p->n->store, p->cursors[c].origin, &f) != 0)
 				continue;
-			if (size > f.head.size)
-				logm(1,
-				     "peer %s holds %llu entries of our feed %s but we have %llu: "
-				     "this node may be restored from an old copy",
-				     p->addr, (unsigned long long)size, f.origin,
-				     (unsigned long long)f.head.size);
+			if (size > f.head.size && !p->audit)
+				hold_feed(p, &f, size);
 			p->cursors[c].sent = size < f.head.size ? size : f.head.size;
+			/* The last record the peer holds is sent again: identical, it
+			 * is skipped; different, it is the proof that this feed forked
+			 * (a node restored from an old copy that appended since). */
+			if (p->cursors[c].sent > 0)
+				p->cursors[c].sent--;
 			p->cursors[c].known = 1;
 		}
+		struct tl_feed rf;
+		if (remote_feed(p, o->ptr, o->size, &rf) == 0 && size < rf.head.size)
+			return_push(p, &rf, size);
 	}
 	pump(p);
+	/* Then the latest checkpoint of each own feed, cosignatures included:
+	 * the peer keeps the cosignatures, and checks the root against the
+	 * records it holds. */
+	for (size_t c = 0; c < p->ncursors && p->state == P_OPEN; c++)
+		if (p->cursors[c].known)
+			share_cp_peer(p, &p->cursors[c], UINT64_MAX);
 }
 
 static int verify_sigs(const struct tl_rec *recs, size_t m, size_t *bad);
@@ -672,13 +963,23 @@ static void handle_recs(struct peer *p, const msgpack_object *a)
 {
 	struct tl_feed f;
 	const msgpack_object *o = &a[1], *first = &a[2], *recs = &a[3], *note = &a[4];
+	if (p->audit) {
+		logm(1, "auditor %s sent records on its read-only session: dropping it", p->addr);
+		peer_close(p, "records on a read-only auditor session");
+		return;
+	}
 	if (o->type != MSGPACK_OBJECT_STR || first->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
 	    recs->type != MSGPACK_OBJECT_ARRAY || note->type != MSGPACK_OBJECT_STR ||
 	    recs->via.array.size == 0 || recs->via.array.size > 4096) {
 		peer_close(p, "malformed records message");
 		return;
 	}
-	if (remote_feed(p, o->via.str.ptr, o->via.str.size, &f) != 0) {
+	/* Records of the peer's feed; or of our own feed in the channel, sent
+	 * back to a node restored from an old copy (return_push). */
+	if (remote_feed(p, o->via.str.ptr, o->via.str.size, &f) != 0 &&
+	    own_feed(p, o->via.str.ptr, o->via.str.size, &f) != 0 &&
+	    (!p->follow || tl_auditor_followed(p->n->store, p->book->name, p->remote,
+	                                       o->via.str.ptr, o->via.str.size, &f) != 0)) {
 		logm(1, "peer %s sent records of %.*s, which is not its feed in a channel with us",
 		     p->addr, (int)(o->via.str.size > 120 ? 120 : o->via.str.size), o->via.str.ptr);
 		{
@@ -693,6 +994,7 @@ static void handle_recs(struct peer *p, const msgpack_object *a)
 	}
 	j->type = J_INGEST;
 	j->peer = p;
+	j->own_return = (f.flags & TL_FEED_OWN) != 0;
 	memcpy(j->origin, f.origin, TL_ORIGIN_LEN + 1);
 	j->first = first->via.u64;
 	j->nrec = recs->via.array.size;
@@ -742,6 +1044,238 @@ static void handle_recs(struct peer *p, const msgpack_object *a)
 	uv_queue_work(&p->n->loop, &j->vreq, verify_work, verify_done);
 }
 
+/* ------------------------------------- checkpoints, cosignatures, forks */
+
+/* ["cp", origin, size, note]: a checkpoint of the sender's own feed with the
+ * cosignatures it holds. Sent only once the records up to size are queued
+ * to this peer. size UINT64_MAX: the latest stored. */
+static void share_cp_peer(struct peer *p, const struct cursor *c, uint64_t size)
+{
+	struct tl_feed f;
+	struct tl_buf note, m;
+	uint64_t got = 0;
+	msgpack_packer pk;
+	if (tl_store_feed_get(p->n->store, c->origin, &f) != 0)
+		return;
+	tl_buf_init(&note, TL_NOTE_MAX);
+	if (tl_store_checkpoint_get(p->n->store, &f, size, &note, &got) == 0 && got > 0 &&
+	    got <= c->sent) {
+		tl_buf_init(&m, TL_FRAME_MAX);
+		msgpack_packer_init(&pk, &m, pack_write);
+		msgpack_pack_array(&pk, 4);
+		msgpack_pack_str_with_body(&pk, "cp", 2);
+		msgpack_pack_str_with_body(&pk, f.origin, TL_ORIGIN_LEN);
+		msgpack_pack_uint64(&pk, got);
+		msgpack_pack_str_with_body(&pk, (const char *)note.data, note.len);
+		send_msg(p, m.data, m.len);
+		tl_buf_release(&m);
+	}
+	tl_buf_release(&note);
+}
+
+static void share_cp(struct node *n, const char *origin, uint64_t size)
+{
+	for (struct peer *p = n->peers; p; p = p->next)
+		for (size_t c = 0; p->state == P_OPEN && c < p->ncursors; c++)
+			if (p->cursors[c].known && strcmp(p->cursors[c].origin, origin) == 0)
+				share_cp_peer(p, &p->cursors[c], size);
+}
+
+/* ["fork", origin, "records"|"checkpoints", seq|size, a, b]: the two signed
+ * objects, records as bin, checkpoint notes as str. */
+static const char *const fork_names[] = {"", "records", "checkpoints", "consistency"};
+
+/* Evidence kind of a job's fork_cp. */
+static int fork_type(const struct job *j)
+{
+	return j->fork_cp == 0   ? TL_FORK_RECORDS
+	       : j->fork_cp == 1 ? TL_FORK_CHECKPOINTS
+	                         : TL_FORK_CONSISTENCY;
+}
+
+static void send_fork(struct peer *p, const char *origin, int type, uint64_t at,
+                      const struct tl_buf *a, const struct tl_buf *b, const struct tl_buf *x)
+{
+	struct tl_buf m;
+	msgpack_packer pk;
+	const char *name = fork_names[type];
+	tl_buf_init(&m, TL_FRAME_MAX);
+	msgpack_packer_init(&pk, &m, pack_write);
+	msgpack_pack_array(&pk, type == TL_FORK_CONSISTENCY ? 7 : 6);
+	msgpack_pack_str_with_body(&pk, "fork", 4);
+	msgpack_pack_str_with_body(&pk, origin, TL_ORIGIN_LEN);
+	msgpack_pack_str_with_body(&pk, name, strlen(name));
+	msgpack_pack_uint64(&pk, at);
+	if (type != TL_FORK_RECORDS) {
+		msgpack_pack_str_with_body(&pk, (const char *)a->data, a->len);
+		msgpack_pack_str_with_body(&pk, (const char *)b->data, b->len);
+	} else {
+		msgpack_pack_bin_with_body(&pk, a->data, a->len);
+		msgpack_pack_bin_with_body(&pk, b->data, b->len);
+	}
+	if (type == TL_FORK_CONSISTENCY)
+		msgpack_pack_bin_with_body(&pk, x->data, x->len);
+	send_msg(p, m.data, m.len);
+	tl_buf_release(&m);
+}
+
+/* Off the loop: the note must be a checkpoint of exactly (origin, size)
+ * signed by the origin's key; of its other lines only cosignatures by
+ * witnesses this node knows are kept. */
+static void cp_verify_work(uv_work_t *req)
+{
+	struct job *j = req->data;
+	struct node *n = j->n;
+	struct tl_note nt;
+	struct tl_checkpoint cp;
+	struct tl_origin og;
+	struct tl_vkey keys[1 + TL_NODE_WITNESS_MAX];
+	struct tl_buf out;
+	j->vrc = 0;
+	j->cp_bad = 1;
+	if (tl_note_parse(&nt, (const char *)j->note.data, j->note.len) != 0) {
+		snprintf(j->err, sizeof j->err, "not a signed note");
+		return;
+	}
+	if (tl_checkpoint_parse(&cp, nt.raw, nt.text_len) != 0 ||
+	    strcmp(cp.origin, j->origin) != 0 || cp.size != j->new_size) {
+		snprintf(j->err, sizeof j->err, "not a checkpoint of this feed and size");
+		goto out;
+	}
+	if (tl_origin_parse(&og, j->origin, TL_ORIGIN_LEN) != 0 ||
+	    tl_vkey_from_pub(&keys[0], j->origin, TL_SIGTYPE_ED25519, og.pk) != 0 ||
+	    tl_note_verify(&nt, &keys[0]) != 0) {
+		snprintf(j->err, sizeof j->err, "not signed by the feed's key");
+		goto out;
+	}
+	for (size_t i = 0; i < n->cfg.nwitnesses; i++)
+		keys[1 + i] = n->wkeys[i];
+	tl_buf_init(&out, TL_NOTE_MAX);
+	if (tl_wc_filter((const char *)j->note.data, j->note.len, keys, 1 + n->cfg.nwitnesses, &out,
+	                 NULL, NULL, NULL) == 0) {
+		tl_buf_release(&j->note);
+		j->note = out;
+		j->cp_bad = 0;
+	} else {
+		tl_buf_release(&out);
+		snprintf(j->err, sizeof j->err, "signature lines do not parse");
+	}
+out:
+	tl_note_release(&nt);
+}
+
+static void handle_cp(struct peer *p, const msgpack_object *a)
+{
+	struct tl_feed f;
+	const msgpack_object *o = &a[1], *size = &a[2], *note = &a[3];
+	if (p->audit) {
+		logm(1, "auditor %s sent a checkpoint on its read-only session: dropping it",
+		     p->addr);
+		peer_close(p, "checkpoint on a read-only auditor session");
+		return;
+	}
+	if (o->type != MSGPACK_OBJECT_STR || size->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+	    note->type != MSGPACK_OBJECT_STR || note->via.str.size > TL_NOTE_MAX) {
+		peer_close(p, "malformed checkpoint message");
+		return;
+	}
+	if (remote_feed(p, o->via.str.ptr, o->via.str.size, &f) != 0 &&
+	    (!p->follow || tl_auditor_followed(p->n->store, p->book->name, p->remote,
+	                                       o->via.str.ptr, o->via.str.size, &f) != 0)) {
+		peer_close(p, "checkpoint of a feed the peer does not write");
+		return;
+	}
+	struct job *j = calloc(1, sizeof *j);
+	if (!j) {
+		peer_close(p, "out of memory");
+		return;
+	}
+	j->type = J_CP;
+	j->peer = p;
+	j->n = p->n;
+	memcpy(j->origin, f.origin, TL_ORIGIN_LEN + 1);
+	j->new_size = size->via.u64;
+	tl_buf_init(&j->note, TL_NOTE_MAX);
+	if (tl_buf_add(&j->note, note->via.str.ptr, note->via.str.size) != 0 ||
+	    p->inq_n >= MAX_PENDING_INGEST) {
+		job_free(j);
+		peer_close(p, "too many messages in flight");
+		return;
+	}
+	/* In the same queue as record batches: it is stored after the records
+	 * that came before it. */
+	p->pending_ingest++;
+	if (p->pending_ingest >= MAX_PENDING_INGEST && p->reading) {
+		uv_read_stop((uv_stream_t *)&p->tcp);
+		p->reading = 0;
+	}
+	j->vreq.data = j;
+	p->inq[p->inq_n++] = j;
+	uv_queue_work(&p->n->loop, &j->vreq, cp_verify_work, verify_done);
+}
+
+/* Fork evidence from the peer about a feed of our channel with it (ours or
+ * its own): verified and stored by the writer (fork_store). */
+static void handle_fork(struct peer *p, const msgpack_object *a, uint32_t n)
+{
+	const msgpack_object *o = &a[1], *t = &a[2], *at = &a[3], *x = &a[4], *y = &a[5];
+	struct tl_feed f;
+	char origin[TL_ORIGIN_LEN + 1];
+	int type = 0;
+	if (o->type != MSGPACK_OBJECT_STR || o->via.str.size != TL_ORIGIN_LEN ||
+	    t->type != MSGPACK_OBJECT_STR || at->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+		peer_close(p, "malformed fork message");
+		return;
+	}
+	for (int k = 1; k <= 3; k++)
+		if (t->via.str.size == strlen(fork_names[k]) &&
+		    memcmp(t->via.str.ptr, fork_names[k], t->via.str.size) == 0)
+			type = k;
+	if (!type || (type == TL_FORK_CONSISTENCY) != (n == 7)) {
+		peer_close(p, "malformed fork message");
+		return;
+	}
+	int cp = type != TL_FORK_RECORDS;
+	msgpack_object_type want = cp ? MSGPACK_OBJECT_STR : MSGPACK_OBJECT_BIN;
+	size_t cap = cp ? TL_NOTE_MAX : TL_RECORD_MAX;
+	const size_t xcap = TL_HASH_LEN * (TL_MERKLE_MAX_PROOF + 1);
+	if (x->type != want || y->type != want || x->via.bin.size > cap || y->via.bin.size > cap ||
+	    (n == 7 && (a[6].type != MSGPACK_OBJECT_BIN || a[6].via.bin.size > xcap))) {
+		peer_close(p, "malformed fork message");
+		return;
+	}
+	memcpy(origin, o->via.str.ptr, TL_ORIGIN_LEN);
+	origin[TL_ORIGIN_LEN] = 0;
+	int ours = tl_store_feed_get(p->n->store, origin, &f) == 0 && (f.flags & TL_FEED_OWN) &&
+	           strcmp(f.book, p->book->name) == 0 && memcmp(f.peer, p->remote, 32) == 0;
+	if (!ours && remote_feed(p, origin, TL_ORIGIN_LEN, &f) != 0 &&
+	    (!p->follow || tl_auditor_followed(p->n->store, p->book->name, p->remote, origin,
+	                                       TL_ORIGIN_LEN, &f) != 0)) {
+		logm(1, "peer %s sent fork evidence about a feed not in a channel with it",
+		     p->addr);
+		return;
+	}
+	struct job *j = calloc(1, sizeof *j);
+	if (!j)
+		return;
+	j->type = J_FORK;
+	j->peer = p;
+	memcpy(j->origin, origin, sizeof j->origin);
+	j->fork_cp = type == TL_FORK_RECORDS ? 0 : type == TL_FORK_CHECKPOINTS ? 1 : 3;
+	j->fork_at = at->via.u64;
+	tl_buf_init(&j->fa, cap);
+	tl_buf_init(&j->fb, cap);
+	tl_buf_init(&j->fx, xcap);
+	/* str and bin share the layout of msgpack_object_bin. */
+	if (tl_buf_add(&j->fa, x->via.bin.ptr, x->via.bin.size) != 0 ||
+	    tl_buf_add(&j->fb, y->via.bin.ptr, y->via.bin.size) != 0 ||
+	    (n == 7 && tl_buf_add(&j->fx, a[6].via.bin.ptr, a[6].via.bin.size) != 0)) {
+		job_free(j);
+		return;
+	}
+	job_submit(p->n, j);
+}
+
 static void handle_msg(struct peer *p, const uint8_t *m, size_t len)
 {
 	msgpack_unpacked u;
@@ -778,11 +1312,18 @@ static void handle_msg(struct peer *p, const uint8_t *m, size_t len)
 		handle_heads(p, &a[1]);
 	} else if (IS("recs") && o->via.array.size == 5)
 		handle_recs(p, a);
+	else if (IS("cp") && o->via.array.size == 4)
+		handle_cp(p, a);
+	else if (IS("fork") && (o->via.array.size == 6 || o->via.array.size == 7))
+		handle_fork(p, a, o->via.array.size);
 	else if (IS("ping") && o->via.array.size == 1)
 		send_simple(p, "pong");
 	else if (IS("pong") && o->via.array.size == 1)
 		;
-	else
+	else if (t->size > 5 && memcmp(t->ptr, "blob.", 5) == 0) {
+		if (tl_blob_repl_msg(p->n->blobs, p, a, o->via.array.size) != 0)
+			peer_close(p, "malformed or abusive blob message");
+	} else
 		peer_close(p, "unknown message type");
 #undef IS
 	msgpack_unpacked_destroy(&u);
@@ -804,6 +1345,58 @@ static int admitted(struct node *n, struct book *b, const uint8_t remote[TL_PUB_
 	return ok;
 }
 
+/* A peer that shares no channel with the book: dialled by us, the book
+ * whose feeds we follow as an auditor; inbound, an auditor the book admitted
+ * (read-only). docs/protocol.md, "Auditors". */
+static int auditor_admit(struct peer *p)
+{
+	struct node *n = p->n;
+	char rh[17];
+	short_hex(rh, p->remote);
+	if (p->outbound) {
+		if (!tl_auditor_follows(n->store, p->book->name, p->remote))
+			return 0;
+		p->follow = 1;
+		logm(2, "following feeds of %s… read-only, for book %s", rh, p->book->name);
+		return 1;
+	}
+	if (tl_auditors_refresh(n->auditors, n->store) != 0)
+		logm(0, "cannot read auditor admissions: %s", tl_store_errmsg(n->store));
+	size_t k = tl_auditors_admitted(n->auditors, p->book->name, p->remote);
+	if (k == 0)
+		return 0;
+	p->audit = 1;
+	logm(2, "auditor %s… (%s) admitted read-only to %zu channel(s) of book %s", rh, p->addr,
+	     k, p->book->name);
+	return 1;
+}
+
+/* After a local append of auditor.* entries: a live auditor session whose
+ * admission is gone is closed; the others learn about added channels. */
+static void auditors_changed(struct node *n, const struct tl_item *items, size_t nitems)
+{
+	int any = 0;
+	char rh[17];
+	for (size_t i = 0; i < nitems; i++)
+		any |= items[i].kind_len > 8 && memcmp(items[i].kind, "auditor.", 8) == 0;
+	if (!any)
+		return;
+	if (tl_auditors_refresh(n->auditors, n->store) != 0)
+		logm(0, "cannot read auditor admissions: %s", tl_store_errmsg(n->store));
+	for (struct peer *p = n->peers; p; p = p->next) {
+		if (p->state != P_OPEN || !p->audit)
+			continue;
+		short_hex(rh, p->remote);
+		if (tl_auditors_admitted(n->auditors, p->book->name, p->remote) == 0) {
+			logm(1, "auditor %s… (%s): admission to book %s revoked: closing its session",
+			     rh, p->addr, p->book->name);
+			peer_close(p, "auditor admission revoked");
+		} else {
+			send_heads(p, 1);
+		}
+	}
+}
+
 static void session_open(struct peer *p)
 {
 	char rh[17];
@@ -815,7 +1408,7 @@ static void session_open(struct peer *p)
 	tl_hs_free(p->hs);
 	p->hs = NULL;
 	short_hex(rh, p->remote);
-	if (!admitted(p->n, p->book, p->remote)) {
+	if (!admitted(p->n, p->book, p->remote) && !auditor_admit(p)) {
 		logm(1, "refused peer %s… from %s: it shares no channel with book %s", rh, p->addr,
 		     p->book->name);
 		{
@@ -972,6 +1565,7 @@ static void peer_close(struct peer *p, const char *why)
 		return;
 	logm(p->state == P_OPEN ? 2 : 3, "connection %s closed: %s", p->addr, why);
 	p->state = P_CLOSING;
+	tl_blob_repl_peer_gone(p->n->blobs, p);
 	if (p->target) {
 		struct target *t = p->target;
 		if (t->conn == p)
@@ -1137,7 +1731,9 @@ static void load_targets(struct node *n)
 		return;
 	for (size_t i = 0; i < np; i++) {
 		struct book *b = book_by_name(n, ps[i].book);
-		if (!b || memcmp(b->kp.pk, ps[i].pk, 32) >= 0)
+		/* An auditor always dials the book it follows. */
+		if (!b || (memcmp(b->kp.pk, ps[i].pk, 32) >= 0 &&
+		           !tl_auditor_follows(n->store, b->name, ps[i].pk)))
 			continue;
 		struct target *t;
 		for (t = n->targets; t; t = t->next)
@@ -1206,6 +1802,12 @@ static int ingest(struct node *n, struct job *j)
 
 	if ((rc = tl_store_feed_get(n->store, j->origin, &f)) != 0)
 		return snprintf(j->err, sizeof j->err, "%s", tl_store_errmsg(n->store)), rc;
+	/* A counterparty feed with fork evidence: which history would we be
+	 * extending? Nothing more of it is stored (the evidence stays). */
+	if ((f.flags & TL_FEED_FORKED) && !(f.flags & TL_FEED_OWN)) {
+		j->new_size = f.head.size;
+		return 0;
+	}
 	/* Records we have already: identical ones are duplicates to skip; a
 	 * different record for a stored seq is an equivocation proof. */
 	size_t skip = 0;
@@ -1232,6 +1834,12 @@ static int ingest(struct node *n, struct job *j)
 		    e.seq == seq && tl_store_record(n->store, &f, seq, &mine) == 0 &&
 		    tl_store_fork_put(n->store, &f, seq, mine.data, mine.len, r, rl) == 0) {
 			j->forked = 1;
+			j->fork_at = seq;
+			tl_buf_init(&j->fa, TL_RECORD_MAX);
+			tl_buf_init(&j->fb, TL_RECORD_MAX);
+			if (tl_buf_add(&j->fa, mine.data, mine.len) != 0 ||
+			    tl_buf_add(&j->fb, r, rl) != 0)
+				j->forked = 0; /* kept in the store; just not sent back */
 			snprintf(j->err, sizeof j->err,
 			         "feed %s: seq %llu: FORK — the author signed two different "
 			         "records; both kept as evidence",
@@ -1315,9 +1923,31 @@ static int ingest(struct node *n, struct job *j)
 	}
 	size_t bad = 0;
 	/* Signatures were verified in the verification stage. */
-	if (rc == 0 && (rc = tl_store_append_cp(n->store, f.origin, recs, m, 0, &bad, &f,
+	/* Our own records coming back (a restored node catching up) may be
+	 * stored while the feed is halted: they are ours, chained and signed. */
+	unsigned own = (f.flags & TL_FEED_OWN) ? TL_APPEND_RESTORE : 0;
+	if (rc == 0 && (rc = tl_store_append_cp(n->store, f.origin, recs, m, own, &bad, &f,
 	                                        (const char *)j->note.data, j->note.len)) != 0)
 		snprintf(j->err, sizeof j->err, "%s", tl_store_errmsg(n->store));
+	/* Our own signed checkpoint of a larger size, with records that do not
+	 * continue our chain: proof that this node is behind its own past (a
+	 * restored copy that appended since). */
+	if ((rc == TL_ECHAIN || rc == TL_EPROOF) && own && cp.size > f.head.size) {
+		char why[TL_HALT_WHY_MAX];
+		snprintf(why, sizeof why,
+		         "the counterparty holds this feed's own signed checkpoint of size %llu, "
+		         "whose entries do not continue the ones here",
+		         (unsigned long long)cp.size);
+		if (!(f.flags & TL_FEED_HALTED) &&
+		    tl_store_halt_set(n->store, f.origin, cp.size, why) == 0)
+			j->halted_now = 1;
+	}
+	if (rc == 0 && own && (f.flags & TL_FEED_HALTED) && !(f.flags & TL_FEED_FORKED)) {
+		uint64_t others = UINT64_MAX;
+		if (tl_store_halt_get(n->store, f.origin, &others, NULL, 0) == 0 &&
+		    f.head.size >= others && tl_store_halt_clear(n->store, f.origin) == 0)
+			j->cp_added = 1; /* caught up: the halt is lifted */
+	}
 	if (rc == 0) {
 		j->new_size = f.head.size;
 		j->stored = m;
@@ -1326,6 +1956,178 @@ static int ingest(struct node *n, struct job *j)
 	free(recs);
 	tl_note_release(&note);
 	return rc;
+}
+
+static int cp_inconsistent(struct node *n, struct job *j, const struct tl_feed *f,
+                           const uint8_t root[TL_HASH_LEN]);
+
+/* A counterparty's checkpoint (J_CP, verified in cp_verify_work): its root
+ * must match the records stored for that size; then its cosignatures are
+ * merged into the stored note. A root that differs from a stored signed
+ * checkpoint of the same size is fork evidence. */
+static int cp_store(struct node *n, struct job *j)
+{
+	struct tl_feed f;
+	struct tl_note nt;
+	struct tl_checkpoint cp;
+	uint8_t root[TL_HASH_LEN];
+	int rc;
+	if (j->cp_bad) {
+		char why[200];
+		snprintf(why, sizeof why, "%.150s", j->err);
+		snprintf(j->err, sizeof j->err, "feed %s: checkpoint %llu refused: %s", j->origin,
+		         (unsigned long long)j->new_size, why);
+		return TL_ESIG;
+	}
+	if ((rc = tl_store_feed_get(n->store, j->origin, &f)) != 0)
+		return snprintf(j->err, sizeof j->err, "%s", tl_store_errmsg(n->store)), rc;
+	if (j->new_size > f.head.size || j->new_size == 0)
+		return 0; /* records not here (yet): nothing to check it against */
+	if ((rc = tl_note_parse(&nt, (const char *)j->note.data, j->note.len)) != 0)
+		return rc;
+	rc = tl_checkpoint_parse(&cp, nt.raw, nt.text_len);
+	tl_note_release(&nt);
+	if (rc)
+		return rc;
+	if ((rc = tl_store_root(n->store, &f, j->new_size, root)) != 0)
+		return snprintf(j->err, sizeof j->err, "%s", tl_store_errmsg(n->store)), rc;
+	tl_buf_init(&j->fa, TL_NOTE_MAX);
+	if (sodium_memcmp(root, cp.root, TL_HASH_LEN) != 0) {
+		if (tl_store_checkpoint_get(n->store, &f, j->new_size, &j->fa, NULL) != 0)
+			return cp_inconsistent(n, j, &f, root);
+		rc = TL_EFORK;
+	} else {
+		rc = tl_store_checkpoint_merge(n->store, &f, j->new_size,
+		                               (const char *)j->note.data, j->note.len,
+		                               &j->cp_added, &j->fa);
+		if (rc && rc != TL_EFORK)
+			return snprintf(j->err, sizeof j->err, "%s", tl_store_errmsg(n->store)), rc;
+	}
+	if (rc == TL_EFORK) {
+		tl_buf_init(&j->fb, TL_NOTE_MAX);
+		j->fork_cp = 1;
+		j->fork_at = j->new_size;
+		if (tl_buf_add(&j->fb, j->note.data, j->note.len) != 0 ||
+		    tl_store_fork_cp_put(n->store, &f, j->new_size, (const char *)j->fa.data,
+		                         j->fa.len, (const char *)j->fb.data, j->fb.len) != 0) {
+			snprintf(j->err, sizeof j->err, "feed %s: cannot store fork evidence: %s",
+			         j->origin, tl_store_errmsg(n->store));
+			return TL_ESTORE;
+		}
+		j->forked = 1;
+		snprintf(j->err, sizeof j->err,
+		         "feed %s: size %llu: FORK — the author signed two checkpoints with "
+		         "different roots; both kept as evidence",
+		         j->origin, (unsigned long long)j->new_size);
+	}
+	return rc;
+}
+
+struct cp_above {
+	uint64_t above, got; /* the first stored size > above */
+};
+
+static int first_above(void *ctx, uint64_t size, const char *note, size_t len)
+{
+	struct cp_above *c = ctx;
+	(void)note;
+	(void)len;
+	if (size > c->above) {
+		c->got = size;
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * The author's checkpoint of size N (j->note) does not match the records
+ * stored here, and no signed checkpoint of size N is stored. A stored one of
+ * a larger size M, the root at N computed here and the consistency proof
+ * from N to M make the proof (TL_FORK_CONSISTENCY): the author signed M's
+ * root, which provably contains another root at N than the one it signed.
+ */
+static int cp_inconsistent(struct node *n, struct job *j, const struct tl_feed *f,
+                           const uint8_t root[TL_HASH_LEN])
+{
+	struct cp_above ca = {j->new_size, 0};
+	uint8_t proof[TL_MERKLE_MAX_PROOF][TL_HASH_LEN];
+	size_t np = 0;
+	tl_buf_init(&j->fb, TL_NOTE_MAX);
+	tl_buf_init(&j->fx, TL_HASH_LEN * (TL_MERKLE_MAX_PROOF + 1));
+	if (tl_store_checkpoint_scan(n->store, f, first_above, &ca) < 0 || ca.got == 0 ||
+	    ca.got > f->head.size ||
+	    tl_store_checkpoint_get(n->store, f, ca.got, &j->fb, NULL) != 0 ||
+	    tl_store_consistency(n->store, f, j->new_size, ca.got, proof, TL_MERKLE_MAX_PROOF,
+	                         &np) != 0 ||
+	    tl_buf_add(&j->fx, root, TL_HASH_LEN) != 0 ||
+	    tl_buf_add(&j->fx, proof, np * TL_HASH_LEN) != 0) {
+		snprintf(j->err, sizeof j->err,
+		         "feed %s: the author's checkpoint of size %llu does not match the "
+		         "records stored here (no signed checkpoint of that size or larger is "
+		         "stored to prove it)",
+		         j->origin, (unsigned long long)j->new_size);
+		return TL_EPROOF;
+	}
+	tl_buf_reset(&j->fa);
+	if (tl_buf_add(&j->fa, j->note.data, j->note.len) != 0 ||
+	    tl_store_fork_cpx_put(n->store, f, j->new_size, (const char *)j->fa.data, j->fa.len,
+	                          (const char *)j->fb.data, j->fb.len, j->fx.data,
+	                          j->fx.len) != 0) {
+		snprintf(j->err, sizeof j->err, "feed %s: cannot store fork evidence: %s",
+		         j->origin, tl_store_errmsg(n->store));
+		return TL_ESTORE;
+	}
+	j->forked = 1;
+	j->fork_cp = 3;
+	j->fork_at = j->new_size;
+	snprintf(j->err, sizeof j->err,
+	         "feed %s: size %llu: FORK — the author's checkpoint is not a prefix of its "
+	         "signed checkpoint of size %llu; both kept as evidence",
+	         j->origin, (unsigned long long)j->new_size, (unsigned long long)ca.got);
+	return TL_EFORK;
+}
+
+/* Fork evidence sent by the peer (J_FORK): kept only if it proves a fork;
+ * a fork of one of our own feeds also halts it. */
+static int fork_store(struct node *n, struct job *j)
+{
+	struct tl_feed f;
+	char why[256];
+	int rc = tl_fork_verify(j->origin, fork_type(j), j->fork_at, j->fa.data, j->fa.len,
+	                        j->fb.data, j->fb.len, j->fx.data, j->fx.len, why, sizeof why);
+	if (rc) {
+		snprintf(j->err, sizeof j->err, "feed %s: fork evidence refused: %s", j->origin,
+		         why);
+		return rc;
+	}
+	if ((rc = tl_store_feed_get(n->store, j->origin, &f)) != 0)
+		return snprintf(j->err, sizeof j->err, "%s", tl_store_errmsg(n->store)), rc;
+	switch (fork_type(j)) {
+	case TL_FORK_RECORDS:
+		rc = tl_store_fork_put(n->store, &f, j->fork_at, j->fa.data, j->fa.len, j->fb.data,
+		                       j->fb.len);
+		break;
+	case TL_FORK_CHECKPOINTS:
+		rc = tl_store_fork_cp_put(n->store, &f, j->fork_at, (const char *)j->fa.data,
+		                          j->fa.len, (const char *)j->fb.data, j->fb.len);
+		break;
+	default:
+		rc = tl_store_fork_cpx_put(n->store, &f, j->fork_at, (const char *)j->fa.data,
+		                           j->fa.len, (const char *)j->fb.data, j->fb.len,
+		                           j->fx.data, j->fx.len);
+	}
+	if (rc == 0 && (f.flags & TL_FEED_OWN) && !(f.flags & TL_FEED_HALTED)) {
+		snprintf(why, sizeof why, "the counterparty holds proof that it forked at %s %llu",
+		         j->fork_cp ? "size" : "seq", (unsigned long long)j->fork_at);
+		rc = tl_store_halt_set(n->store, f.origin, f.head.size, why);
+		j->has_content = 1; /* halted */
+	}
+	if (rc)
+		return snprintf(j->err, sizeof j->err, "%s", tl_store_errmsg(n->store)), rc;
+	j->forked = 1;
+	snprintf(j->err, sizeof j->err, "feed %s: %s: FORK evidence received and kept", j->origin,
+	         why);
+	return 0;
 }
 
 static int channel_open(struct node *n, struct job *j)
@@ -1405,6 +2207,12 @@ static void job_work(uv_work_t *req)
 	case J_CHANNEL_OPEN:
 		j->rc = channel_open(n, j);
 		break;
+	case J_CP:
+		j->rc = cp_store(n, j);
+		break;
+	case J_FORK:
+		j->rc = fork_store(n, j);
+		break;
 	}
 }
 
@@ -1415,6 +2223,9 @@ static void job_free(struct job *j)
 	tl_buf_release(&j->bodies);
 	tl_buf_release(&j->recbuf);
 	tl_buf_release(&j->note);
+	tl_buf_release(&j->fa);
+	tl_buf_release(&j->fb);
+	tl_buf_release(&j->fx);
 	free(j->items);
 	free(j->out);
 	free(j->recoff);
@@ -1460,21 +2271,48 @@ static void job_done(uv_work_t *req, int status)
 				emit(n, "append", j->origin, j->out[i].seq, 1, j->items[i].kind,
 				     j->out[i].leaf);
 			pump_all(n);
+			auditors_changed(n, j->items, j->nitems);
 		}
 	} else if (j->type == J_INGEST) {
 		struct peer *p = j->peer;
+		if (j->own_return)
+			hold_release(n, j->origin);
+		if (j->halted_now) {
+			logm(0,
+			     "feed %s HALTED: the counterparty sent back entries of it signed by "
+			     "this book that do not continue this store's feed. Local appends are "
+			     "refused; see docs/operations.md, \"Restored nodes\"",
+			     j->origin);
+			emit(n, "halt", j->origin, j->first, 0, NULL, NULL);
+		}
 		if (j->rc == 0 && j->stored) {
 			logm(3, "ingested %s [%llu, %llu)", j->origin, (unsigned long long)j->first,
 			     (unsigned long long)j->new_size);
+			if (j->cp_added)
+				logm(1,
+				     "feed %s caught up to %llu entries from its counterparty; "
+				     "no longer halted",
+				     j->origin, (unsigned long long)j->new_size);
 			emit(n, "ingest", j->origin, j->first, j->stored, NULL, NULL);
+			pump_all(n); /* auditors get the counterparty's entries too */
 			if (j->has_content)
 				receipt_schedule(n, j->origin);
 		} else if (j->rc) {
 			logm(j->rc == TL_EFORK ? 0 : 1, "refused records from peer %s: %s",
 			     p ? p->addr : "(gone)", j->err);
-			if (j->rc == TL_EFORK)
-				emit(n, "fork", j->origin, j->first, 0, NULL, NULL);
-			if (p)
+			if (j->rc == TL_EFORK) {
+				emit(n, "fork", j->origin, j->fork_at, 0, NULL, NULL);
+				/* The author learns that its feed forked. */
+				if (p && j->forked)
+					send_fork(p, j->origin, TL_FORK_RECORDS, j->fork_at, &j->fa,
+					          &j->fb, NULL);
+			}
+			/* Our own records sent back that do not fit (this node forked
+			 * meanwhile): the session stays, so the fork proof gets here.
+			 * A fork found here keeps the session too, so that the proof
+			 * just queued reaches the author; the feed's later records are
+			 * ignored (ingest). */
+			if (p && !j->own_return && j->rc != TL_EFORK)
 				peer_close(p, "sent records that do not verify");
 		}
 		if (p && p->state != P_CLOSING) {
@@ -1484,6 +2322,37 @@ static void job_done(uv_work_t *req, int status)
 				p->reading = 1;
 			}
 			process_input(p); /* frames that arrived while paused */
+		}
+	} else if (j->type == J_CP) {
+		struct peer *p = j->peer;
+		if (j->rc == TL_EFORK) {
+			logm(0, "peer %s: %s", p ? p->addr : "(gone)", j->err);
+			emit(n, "fork", j->origin, j->fork_at, 0, NULL, NULL);
+			if (p && p->state == P_OPEN)
+				send_fork(p, j->origin, fork_type(j), j->fork_at, &j->fa, &j->fb,
+				          &j->fx);
+		} else if (j->rc) {
+			logm(1, "peer %s: %s", p ? p->addr : "(gone)", j->err);
+		} else if (j->cp_added) {
+			logm(3, "feed %s: %zu signature(s) of checkpoint %llu stored", j->origin,
+			     j->cp_added, (unsigned long long)j->new_size);
+		}
+		if (p && p->state != P_CLOSING) {
+			p->pending_ingest--;
+			if (!p->reading && p->pending_ingest < MAX_PENDING_INGEST) {
+				uv_read_start((uv_stream_t *)&p->tcp, on_alloc, on_read);
+				p->reading = 1;
+			}
+			process_input(p);
+		}
+	} else if (j->type == J_FORK) {
+		struct peer *p = j->peer;
+		if (j->rc) {
+			logm(1, "peer %s: %s", p ? p->addr : "(gone)", j->err);
+		} else {
+			logm(0, "peer %s: %s%s", p ? p->addr : "(gone)", j->err,
+			     j->has_content ? "; our feed is HALTED (see tally forks)" : "");
+			emit(n, "fork", j->origin, j->fork_at, 0, NULL, NULL);
 		}
 	} else if (j->type == J_CHANNEL_OPEN) {
 		if (j->ctl) {
@@ -1522,6 +2391,10 @@ static void job_start_next(struct node *n)
 		job_free(j);
 	}
 	if (n->job_running || !n->jobs_head)
+		return;
+	/* Until the witnesses answered once, local appends wait (and what is
+	 * queued behind them). */
+	if (!n->gate_open && n->jobs_head->type == J_APPEND)
 		return;
 	n->job_running = 1;
 	n->jobs_head->req.data = n->jobs_head;
@@ -1775,6 +2648,8 @@ static void emit(struct node *n, const char *event, const char *origin, uint64_t
 	json_decref(o);
 }
 
+static json_t *witness_status(struct node *n);
+
 static json_t *status_json(struct node *n)
 {
 	json_t *books = json_array(), *peers = json_array();
@@ -1793,7 +2668,8 @@ static json_t *status_json(struct node *n)
 		                                p->book->name, "addr", p->addr, "outbound",
 		                                p->outbound, "queued", (json_int_t)p->wqueued));
 	}
-	return json_pack("{s:s,s:o,s:o}", "version", TL_VERSION, "books", books, "peers", peers);
+	return json_pack("{s:s,s:o,s:o,s:o,s:b}", "version", TL_VERSION, "books", books, "peers",
+	                 peers, "witnesses", witness_status(n), "appends_open", n->gate_open);
 }
 
 /* Validates an append request and converts its items to canonical
@@ -1806,11 +2682,19 @@ static const char *append_prepare(struct node *n, struct job *j, json_t *req, ch
 	const char *origin = json_string_value(json_object_get(req, "origin"));
 	json_t *items = json_object_get(req, "items");
 	struct tl_feed f;
+	uint64_t others = 0;
 	if (!origin || tl_store_feed_get(n->store, origin, &f) != 0)
 		e = "no such feed";
 	else if (!(f.flags & TL_FEED_OWN) || !(j->book = book_by_name(n, f.book)))
 		e = "only the author of a feed appends to it";
-	else if (!json_is_array(items) || json_array_size(items) == 0)
+	else if (held(n, f.origin, &others)) {
+		snprintf(err, errcap,
+		         "feed %s: the counterparty reports %llu entries of it but this node has "
+		         "%llu (restored from an old copy?); waiting for it to send them back — "
+		         "retry in a few seconds",
+		         f.origin, (unsigned long long)others, (unsigned long long)f.head.size);
+		e = err;
+	} else if (!json_is_array(items) || json_array_size(items) == 0)
 		e = "items must be a non-empty array";
 	else {
 		size_t k = json_array_size(items);
@@ -1922,6 +2806,11 @@ static void ctl_request(struct ctl *c, const char *line, size_t len)
 		}
 		c->busy = 1;
 		job_submit(n, j);
+	} else if (strcmp(op, "reload_peers") == 0) {
+		load_targets(n); /* e.g. after `tally auditor follow` */
+		ctl_reply(c, id, json_pack("{s:b}", "reloaded", 1), NULL);
+	} else if (strcmp(op, "blob_get") == 0) {
+		tl_blob_repl_ctl_get(n->blobs, c, id, req);
 	} else {
 		snprintf(err, sizeof err, "unknown op '%s'", op);
 		ctl_reply(c, id, NULL, err);
@@ -1976,6 +2865,7 @@ static void ctl_close(struct ctl *c)
 	if (c->closing)
 		return;
 	c->closing = 1;
+	tl_blob_repl_ctl_gone(c->n->blobs, c);
 	for (struct job *j = c->n->jobs_head; j; j = j->next)
 		if (j->ctl == c)
 			j->ctl = NULL;
@@ -2043,6 +2933,354 @@ static void on_ctl_connection(uv_stream_t *server, int status)
 	uv_read_start((uv_stream_t *)&c->pipe, ctl_alloc, ctl_read);
 }
 
+/* ---------------------------------------------------------- witnesses */
+
+/*
+ * For each (witness, own feed) one submission state. Requests run on the
+ * thread pool (libcurl blocks), at most one per pair and W_INFLIGHT_MAX in
+ * all, so that a hanging witness can hold only that many pool threads and
+ * never the loop. After an append the latest size is sent W_COALESCE_MS
+ * later; when nothing changed the same checkpoint is sent again every
+ * witness_heartbeat seconds, for a fresh timestamp.
+ */
+#define W_COALESCE_MS    200
+#define W_INFLIGHT_MAX   2
+#define W_BACKOFF_MIN_MS 1000
+#define W_BACKOFF_MAX_MS 300000
+#define W_REFRESH_MS     1000
+
+struct wsub {
+	struct wsub *next;
+	struct node *n;
+	size_t w; /* index into cfg.witness and n->wkeys */
+	char origin[TL_ORIGIN_LEN + 1];
+	struct book *book;
+	struct tl_wc_conn *conn; /* keep-alive connection, used by one request at a time */
+	uv_work_t req;
+	int busy;
+	int probed; /* answered (or failed) once since start */
+	int known;  /* wsize is the witness's latest cosigned size */
+	uint64_t wsize;
+	uint64_t dirty_since, next_try, last_ok_ms;
+	unsigned backoff;
+	/* one request's outcome: written on the pool, read in wsub_done */
+	uint64_t size, old, got, cosig_time;
+	long status;
+	int rc, halt;
+	size_t added;
+	char err[400];
+};
+
+static void wsub_halt(struct wsub *w, const struct tl_feed *f, uint64_t others, const char *what)
+{
+	char why[TL_HALT_WHY_MAX];
+	snprintf(why, sizeof why, "witness %.200s %s", w->n->cfg.witness[w->w].url, what);
+	if (tl_store_halt_set(w->n->store, f->origin, others, why) == 0)
+		w->halt = 1;
+	snprintf(w->err, sizeof w->err, "%s", why);
+}
+
+/* Thread pool: one add-checkpoint round trip, and what follows from it. */
+static void wsub_work(uv_work_t *req)
+{
+	struct wsub *w = req->data;
+	struct node *n = w->n;
+	struct tl_feed f;
+	struct tl_buf note, send, body, merged;
+	struct tl_wc_resp r;
+	struct tl_vkey bk;
+	uint8_t proof[TL_WC_MAX_PROOF][TL_HASH_LEN];
+	size_t np = 0, kept = 0;
+	const char *url = n->cfg.witness[w->w].url;
+	int rc;
+
+	w->rc = 0;
+	w->status = 0;
+	w->halt = 0;
+	w->added = 0;
+	w->err[0] = 0;
+	w->size = 0;
+	tl_buf_init(&note, TL_NOTE_MAX);
+	tl_buf_init(&send, TL_NOTE_MAX);
+	tl_buf_init(&body, TL_NOTE_MAX + 4096);
+	tl_buf_init(&merged, TL_NOTE_MAX);
+	tl_wc_resp_init(&r);
+	if (!w->conn && (rc = tl_wc_conn_new(&w->conn)) != 0) {
+		snprintf(w->err, sizeof w->err, "cannot set up an HTTP client");
+		goto out;
+	}
+	if ((rc = tl_store_feed_get(n->store, w->origin, &f)) != 0) {
+		snprintf(w->err, sizeof w->err, "%s", tl_store_errmsg(n->store));
+		goto out;
+	}
+	if (f.flags & TL_FEED_HALTED) {
+		rc = TL_EFORK;
+		snprintf(w->err, sizeof w->err, "feed is halted");
+		goto out;
+	}
+	w->size = f.head.size;
+	if (f.head.size == 0)
+		goto out;
+	/* The checkpoint of the current size: stored (perhaps cosigned
+	 * already), else signed now and stored, so that cosignatures have a
+	 * note to be merged into. */
+	rc = tl_store_checkpoint_get(n->store, &f, f.head.size, &note, NULL);
+	if (rc == TL_ENOTFOUND) {
+		rc = sign_checkpoint(n, w->book, &f, f.head.size, &note);
+		if (rc == 0)
+			rc = tl_store_checkpoint_merge(n->store, &f, f.head.size,
+			                               (const char *)note.data, note.len, NULL,
+			                               NULL);
+	}
+	if (rc) {
+		snprintf(w->err, sizeof w->err, "cannot sign or read the checkpoint: %s",
+		         tl_store_errmsg(n->store));
+		goto out;
+	}
+	/* Only the book's own signature goes to the witness. */
+	if ((rc = tl_vkey_from_pub(&bk, f.origin, TL_SIGTYPE_ED25519, f.o.pk)) != 0 ||
+	    (rc = tl_wc_filter((const char *)note.data, note.len, &bk, 1, &send, &kept, NULL,
+	                       NULL)) != 0 ||
+	    kept == 0) {
+		rc = rc ? rc : TL_ESIG;
+		snprintf(w->err, sizeof w->err, "stored checkpoint %llu is not signed by the book",
+		         (unsigned long long)f.head.size);
+		goto out;
+	}
+	w->old = w->known ? w->wsize : 0;
+	if (w->old > f.head.size) {
+		wsub_halt(w, &f, w->old, "has cosigned a larger size of this feed");
+		goto out;
+	}
+	if (w->old > 0 && w->old < f.head.size &&
+	    (rc = tl_store_consistency(n->store, &f, w->old, f.head.size, proof, TL_WC_MAX_PROOF,
+	                               &np)) != 0) {
+		snprintf(w->err, sizeof w->err, "consistency proof: %s", tl_store_errmsg(n->store));
+		goto out;
+	}
+	if ((rc = tl_wc_body(&body, w->old, (const uint8_t(*)[TL_HASH_LEN])proof, np,
+	                     (const char *)send.data, send.len)) != 0) {
+		snprintf(w->err, sizeof w->err, "request too large");
+		goto out;
+	}
+	if ((rc = tl_wc_post(w->conn, url, body.data, body.len, n->cfg.witness_timeout_ms,
+	                     &n->w_cancel, &r)) != 0) {
+		snprintf(w->err, sizeof w->err, "%s", r.err);
+		goto out;
+	}
+	w->status = r.status;
+	if (r.status == 200) {
+		rc = tl_wc_accept((const char *)send.data, send.len, r.body.data, r.body.len,
+		                  &n->wkeys[w->w], &merged, NULL, &w->cosig_time);
+		if (rc) {
+			snprintf(w->err, sizeof w->err,
+			         "answer 200 carries no valid cosignature by the configured key");
+			goto out;
+		}
+		rc = tl_store_checkpoint_merge(n->store, &f, f.head.size, (const char *)merged.data,
+		                               merged.len, &w->added, NULL);
+		if (rc)
+			snprintf(w->err, sizeof w->err, "storing the cosignature: %s",
+			         tl_store_errmsg(n->store));
+	} else if (r.status == 409) {
+		if ((rc = tl_wc_parse_size(r.body.data, r.body.len, &w->got)) != 0) {
+			snprintf(w->err, sizeof w->err, "409 without a text/x.tlog.size body");
+			goto out;
+		}
+		if (w->got > f.head.size) {
+			char what[120];
+			snprintf(what, sizeof what, "has cosigned %llu entries of this feed",
+			         (unsigned long long)w->got);
+			wsub_halt(w, &f, w->got, what);
+		} else if (w->got == f.head.size && w->old == f.head.size) {
+			wsub_halt(w, &f, w->got,
+			          "has cosigned a different checkpoint of the same size: the feed "
+			          "forked");
+		}
+	} else if (r.status == 422 && w->old > 0) {
+		char what[160];
+		snprintf(what, sizeof what,
+		         "refuses the consistency proof from its size %llu: the feed differs "
+		         "from what it cosigned",
+		         (unsigned long long)w->old);
+		wsub_halt(w, &f, w->old, what);
+	} else {
+		/* The first line of the answer, printable ASCII only, for the log. */
+		char line[121];
+		size_t k = 0;
+		for (; k < r.body.len && k < sizeof line - 1 && r.body.data[k] != '\n'; k++)
+			line[k] = r.body.data[k] >= 0x20 && r.body.data[k] < 0x7f
+			                  ? (char)r.body.data[k]
+			                  : '?';
+		line[k] = 0;
+		snprintf(w->err, sizeof w->err, "HTTP %ld%s%s", r.status, k ? ": " : "", line);
+		rc = TL_EIO;
+	}
+out:
+	w->rc = rc;
+	tl_buf_release(&note);
+	tl_buf_release(&send);
+	tl_buf_release(&body);
+	tl_buf_release(&merged);
+	tl_wc_resp_release(&r);
+}
+
+static void gate_check(struct node *n)
+{
+	if (n->gate_open || (n->probes_pending > 0 && now_ms() < n->gate_deadline))
+		return;
+	n->gate_open = 1;
+	if (n->probes_pending > 0)
+		logm(1, "accepting local appends although %d witness probe(s) have not answered",
+		     n->probes_pending);
+	job_start_next(n);
+}
+
+static void wsub_done(uv_work_t *req, int status)
+{
+	struct wsub *w = req->data;
+	struct node *n = w->n;
+	const char *url = n->cfg.witness[w->w].url;
+	uint64_t now = now_ms();
+	(void)status;
+	w->busy = 0;
+	n->w_inflight--;
+	if (!w->probed) {
+		w->probed = 1;
+		n->probes_pending--;
+		gate_check(n);
+	}
+	if (w->halt) {
+		struct tl_feed f;
+		logm(0,
+		     "feed %s HALTED: %s. Local appends are refused; see docs/operations.md, "
+		     "\"Restored nodes\"",
+		     w->origin, w->err);
+		if (tl_store_feed_get(n->store, w->origin, &f) == 0)
+			emit(n, "halt", w->origin, f.head.size, w->got, NULL, NULL);
+		return;
+	}
+	if (w->rc == 0 && w->status == 200) {
+		w->known = 1;
+		w->wsize = w->size;
+		w->last_ok_ms = now;
+		w->backoff = 0;
+		w->dirty_since = 0;
+		logm(3, "witness %s cosigned %s size %llu (time %llu)", url, w->origin,
+		     (unsigned long long)w->size, (unsigned long long)w->cosig_time);
+		if (w->added)
+			share_cp(n, w->origin, w->size);
+		return;
+	}
+	if (w->rc == 0 && w->status == 409 && !(w->known && w->wsize == w->got)) {
+		/* Resynchronised: the next request goes out at once from its size. */
+		logm(2, "witness %s holds %s at size %llu; resending from there", url, w->origin,
+		     (unsigned long long)w->got);
+		w->known = 1;
+		w->wsize = w->got;
+		w->next_try = now;
+		return;
+	}
+	if (w->rc == TL_EFORK || (w->rc == 0 && w->size == 0))
+		return;
+	if (w->rc == 0)
+		snprintf(w->err, sizeof w->err, "HTTP %ld with size %llu again", w->status,
+		         (unsigned long long)w->got);
+	w->backoff = w->backoff ? w->backoff * 2 : W_BACKOFF_MIN_MS;
+	if (w->backoff > W_BACKOFF_MAX_MS)
+		w->backoff = W_BACKOFF_MAX_MS;
+	w->next_try = now + w->backoff / 2 + randombytes_uniform(w->backoff / 2 + 1);
+	logm(1, "witness %s: feed %s size %llu: %s; retrying in %u ms", url, w->origin,
+	     (unsigned long long)w->size, w->err, (unsigned)(w->next_try - now));
+}
+
+/* One state per (witness, own feed), created as feeds appear. */
+static void wsubs_refresh(struct node *n, int at_start)
+{
+	struct tl_feed *feeds = NULL;
+	size_t nf = 0;
+	if (tl_store_feed_list(n->store, &feeds, &nf) != 0)
+		return;
+	for (size_t i = 0; i < nf; i++) {
+		struct book *b = book_by_name(n, feeds[i].book);
+		if (!(feeds[i].flags & TL_FEED_OWN) || !b)
+			continue;
+		for (size_t k = 0; k < n->cfg.nwitnesses; k++) {
+			struct wsub *w;
+			for (w = n->wsubs; w; w = w->next)
+				if (w->w == k && strcmp(w->origin, feeds[i].origin) == 0)
+					break;
+			if (w || !(w = calloc(1, sizeof *w)))
+				continue;
+			w->n = n;
+			w->w = k;
+			w->book = b;
+			memcpy(w->origin, feeds[i].origin, sizeof w->origin);
+			w->req.data = w;
+			w->probed = !at_start;
+			if (at_start)
+				n->probes_pending++;
+			w->next = n->wsubs;
+			n->wsubs = w;
+		}
+	}
+	free(feeds);
+}
+
+static void witness_tick(struct node *n)
+{
+	uint64_t now = now_ms();
+	if (!n->cfg.nwitnesses || n->stopping)
+		return;
+	if (now - n->w_refreshed >= W_REFRESH_MS) {
+		n->w_refreshed = now;
+		wsubs_refresh(n, 0);
+	}
+	gate_check(n);
+	for (struct wsub *w = n->wsubs; w && n->w_inflight < W_INFLIGHT_MAX; w = w->next) {
+		struct tl_feed f;
+		int go = 0;
+		if (w->busy || now < w->next_try || tl_store_feed_get(n->store, w->origin, &f) != 0)
+			continue;
+		if ((f.flags & TL_FEED_HALTED) || f.head.size == 0) {
+			if (!w->probed) { /* nothing to ask: not a reason to hold appends */
+				w->probed = 1;
+				n->probes_pending--;
+			}
+			continue;
+		}
+		if (!w->probed)
+			go = 1;
+		else if (!w->known || w->wsize != f.head.size) {
+			if (!w->dirty_since)
+				w->dirty_since = now;
+			go = now - w->dirty_since >= W_COALESCE_MS;
+		} else
+			go = now - w->last_ok_ms >= (uint64_t)n->cfg.witness_heartbeat_s * 1000;
+		if (!go)
+			continue;
+		w->busy = 1;
+		n->w_inflight++;
+		if (uv_queue_work(&n->loop, &w->req, wsub_work, wsub_done) != 0) {
+			w->busy = 0;
+			n->w_inflight--;
+		}
+	}
+}
+
+static json_t *witness_status(struct node *n)
+{
+	json_t *arr = json_array();
+	for (struct wsub *w = n->wsubs; w; w = w->next)
+		json_array_append_new(
+		        arr, json_pack("{s:s,s:s,s:b,s:I,s:I,s:s}", "witness",
+		                       n->cfg.witness[w->w].url, "origin", w->origin, "known",
+		                       w->known, "size", (json_int_t)(w->known ? w->wsize : 0),
+		                       "last_ok_ms", (json_int_t)w->last_ok_ms, "error",
+		                       w->last_ok_ms && w->backoff == 0 ? "" : w->err));
+	return arr;
+}
+
 /* ------------------------------------------------------ timer, signals */
 
 static void on_tick(uv_timer_t *t)
@@ -2068,6 +3306,7 @@ static void on_tick(uv_timer_t *t)
 		if (!tg->conn && !tg->dialing && now >= tg->next_try)
 			dial(n, tg);
 	receipts_flush(n);
+	witness_tick(n);
 }
 
 static void close_walk(uv_handle_t *h, void *arg)
@@ -2085,6 +3324,7 @@ static void on_signal(uv_signal_t *s, int signum)
 	logm(2, "%s: shutting down (jobs in flight finish first)",
 	     signum == SIGTERM ? "SIGTERM" : "SIGINT");
 	n->stopping = 1;
+	atomic_store(&n->w_cancel, 1);
 	for (struct peer *p = n->peers; p; p = p->next)
 		peer_close(p, "node shutting down");
 	for (struct ctl *c = n->ctls; c; c = c->next)
@@ -2095,6 +3335,70 @@ static void on_signal(uv_signal_t *s, int signum)
 	uv_close((uv_handle_t *)&n->kick, NULL);
 	uv_close((uv_handle_t *)&n->sigterm, NULL);
 	uv_close((uv_handle_t *)&n->sigint, NULL);
+}
+
+/* ---------------------------------------------- blobs (blob_repl.c) */
+
+static int blob_send(void *peer, const uint8_t *msg, size_t len)
+{
+	struct peer *p = peer;
+	return p->state == P_OPEN ? send_msg(p, msg, len) : TL_EIO;
+}
+
+static size_t blob_queued(void *peer)
+{
+	return ((struct peer *)peer)->wqueued;
+}
+
+static void blob_peer_info(void *peer, struct tl_blob_peer *out)
+{
+	struct peer *p = peer;
+	out->book = p->book->name;
+	out->remote = p->remote;
+	out->addr = p->addr;
+}
+
+static void *blob_find_peer(void *node, const char *book, const uint8_t remote[32])
+{
+	struct node *n = node;
+	for (struct peer *p = n->peers; p; p = p->next)
+		if (p->state == P_OPEN && strcmp(p->book->name, book) == 0 &&
+		    memcmp(p->remote, remote, TL_PUB_LEN) == 0)
+			return p;
+	return NULL;
+}
+
+static void blob_ctl_line(void *ctl, const char *line)
+{
+	ctl_write(ctl, line);
+}
+
+static int blob_local_book(void *node, const uint8_t pk[32])
+{
+	return book_by_pk(node, pk) != NULL;
+}
+
+static int blobs_start(struct node *n)
+{
+	struct tl_blob_host h = {
+	        .node = n,
+	        .loop = &n->loop,
+	        .store = n->store,
+	        .wq_max = n->cfg.peer_wq_max,
+	        .send = blob_send,
+	        .queued = blob_queued,
+	        .peer_info = blob_peer_info,
+	        .find_peer = blob_find_peer,
+	        .ctl_line = blob_ctl_line,
+	        .local_book = blob_local_book,
+	        .log = logm,
+	};
+	if (tl_blobs_init(&h.blobs, n->cfg.home, n->cfg.blob_max) != 0 ||
+	    tl_blob_repl_new(&n->blobs, &h) != 0) {
+		logm(0, "cannot set up the blob store under %s", n->cfg.home);
+		return -1;
+	}
+	return 0;
 }
 
 /* ------------------------------------------------------------- start */
@@ -2153,6 +3457,7 @@ int tl_node_run(const struct tl_node_config *cfg)
 		return 3;
 	n->cfg = *cfg;
 	n->lockfd = -1;
+	pthread_mutex_init(&n->hold_mu, NULL);
 	g_log_level = cfg->log_level;
 	signal(SIGPIPE, SIG_IGN);
 
@@ -2173,6 +3478,17 @@ int tl_node_run(const struct tl_node_config *cfg)
 	}
 	if (load_books(n) != 0)
 		goto out;
+	for (size_t i = 0; i < cfg->nwitnesses; i++)
+		if (tl_vkey_parse(&n->wkeys[i], cfg->witness[i].vkey,
+		                  strlen(cfg->witness[i].vkey)) != 0) {
+			logm(0, "witness %s: bad verifier key", cfg->witness[i].url);
+			code = 2;
+			goto out;
+		}
+	if (cfg->nwitnesses && tl_wc_global_init() != 0) {
+		logm(0, "cannot initialise libcurl");
+		goto out;
+	}
 	uv_loop_init(&n->loop);
 
 	struct sockaddr_storage ss;
@@ -2229,8 +3545,23 @@ int tl_node_run(const struct tl_node_config *cfg)
 	n->sigterm.data = n->sigint.data = n;
 	uv_signal_start(&n->sigterm, on_signal, SIGTERM);
 	uv_signal_start(&n->sigint, on_signal, SIGINT);
+	if (blobs_start(n) != 0)
+		goto out_loop;
 	load_targets(n);
 	receipts_recover(n);
+	if (tl_auditors_new(&n->auditors) != 0 ||
+	    tl_auditors_refresh(n->auditors, n->store) != 0) {
+		logm(0, "cannot read auditor admissions: %s", tl_store_errmsg(n->store));
+		goto out_loop;
+	}
+	/* Local appends wait for one answer from every witness about every own
+	 * feed, or for the witness timeout plus a margin, whichever is first. */
+	n->gate_open = cfg->nwitnesses == 0;
+	n->gate_deadline = now_ms() + cfg->witness_timeout_ms + 2000;
+	if (cfg->nwitnesses) {
+		n->w_refreshed = now_ms();
+		wsubs_refresh(n, 1);
+	}
 	logm(2, "tallyd %s listening on %s; %zu book(s); control %s", TL_VERSION, bound, n->nbooks,
 	     n->sock_path);
 
@@ -2253,16 +3584,25 @@ out:
 		n->receipts = r->next;
 		free(r);
 	}
+	while (n->wsubs) {
+		struct wsub *w = n->wsubs;
+		n->wsubs = w->next;
+		tl_wc_conn_free(w->conn);
+		free(w);
+	}
 	if (n->books) {
 		for (size_t i = 0; i < n->nbooks; i++)
 			tl_key_wipe(&n->books[i].kp);
 		sodium_free(n->books);
 	}
+	tl_blob_repl_free(n->blobs);
+	tl_auditors_free(n->auditors);
 	tl_store_close(n->store);
 	if (n->lockfd >= 0)
 		close(n->lockfd);
 	if (code == 0)
 		logm(2, "stopped");
+	pthread_mutex_destroy(&n->hold_mu);
 	free(n);
 	return code;
 }

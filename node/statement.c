@@ -1501,3 +1501,227 @@ done:
 	free(d);
 	return rc;
 }
+
+/* ------------------------------------------------------------ adjust */
+
+/* A string member of o, or NULL. */
+static const char *jstr(const json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+static int jdate(struct imp *c, const json_t *o, const char *k, const char *what, int32_t *days)
+{
+	const char *v = jstr(o, k);
+	if (!v || date_parse(v, strlen(v), days) != DATE_OK) {
+		ferr(c, 0, -1, "the previous version's %s is missing or not a date", what);
+		return -1;
+	}
+	return 0;
+}
+
+/* Pushes one line with its doc and memo copied into c->str. */
+static int adj_push(struct imp *c, struct sline *l, const char *doc, size_t doc_len,
+                    const char *memo, size_t memo_len)
+{
+	int rc;
+	l->doc_off = (uint32_t)c->str.len;
+	l->doc_len = (uint16_t)doc_len;
+	if ((rc = tl_buf_add(&c->str, doc, doc_len)) != 0)
+		return rc;
+	l->memo_off = (uint32_t)c->str.len;
+	l->memo_len = (uint16_t)memo_len;
+	if (memo_len && (rc = tl_buf_add(&c->str, memo, memo_len)) != 0)
+		return rc;
+	l->idx = (uint32_t)c->nlines;
+	return lines_push(c, l);
+}
+
+static int adj_type(const char *s)
+{
+	char norm[64];
+	if (!s || !normalise(norm, sizeof norm, (const uint8_t *)s, strlen(s)))
+		return -1;
+	for (size_t j = 0; j < sizeof type_aliases / sizeof type_aliases[0]; j++)
+		if (strcmp(norm, type_aliases[j].name) == 0)
+			return (int)type_aliases[j].t;
+	return -1;
+}
+
+/* The previous version's lines, as stored (signed amounts). */
+static int adj_prev_lines(struct imp *c, const json_t *lines)
+{
+	size_t i;
+	json_t *l;
+	json_array_foreach(lines, i, l)
+	{
+		struct sline sl = {.due = NO_DATE};
+		const char *doc = jstr(l, "doc"), *memo = jstr(l, "memo");
+		json_t *amt = json_object_get(l, "amount");
+		const char *d = jstr(l, "date"), *due = jstr(l, "due");
+		int t = adj_type(jstr(l, "type")), rc;
+		if (t < 0 || !doc || !*doc || strlen(doc) > TL_STMT_DOC_MAX ||
+		    !json_is_integer(amt) || !d || date_parse(d, strlen(d), &sl.date) != DATE_OK ||
+		    (due && date_parse(due, strlen(due), &sl.due) != DATE_OK) ||
+		    (memo && strlen(memo) > TL_STMT_MEMO_MAX)) {
+			ferr(c, 0, -1, "line %zu of the previous version is not a valid line",
+			     i + 1);
+			continue;
+		}
+		sl.type = (uint8_t)t;
+		sl.amount = (int64_t)json_integer_value(amt);
+		if (__builtin_add_overflow(c->closing, sl.amount, &c->closing)) {
+			ferr(c, 0, -1, "the previous version's amounts are too large to total");
+			return TL_EFORMAT;
+		}
+		if ((rc = adj_push(c, &sl, doc, strlen(doc), memo, memo ? strlen(memo) : 0)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* The added lines: amounts as in the CSV (positive; the type gives the
+ * sign, adjustments either sign). */
+static int adj_new_lines(struct imp *c, const struct tl_adjust_line *add, size_t n, int32_t *latest)
+{
+	char q[QUOTE_MAX + 4];
+	for (size_t i = 0; i < n; i++) {
+		const struct tl_adjust_line *a = &add[i];
+		struct sline sl = {.due = NO_DATE, .date = c->to};
+		size_t dl = a->doc ? strlen(a->doc) : 0, ml = a->memo ? strlen(a->memo) : 0;
+		int t = adj_type(a->type), ok = 1, rc;
+		enum amt_err e;
+
+		if (t < 0) {
+			ferr(c, 0, -1,
+			     "added line %zu: '%s' is not a document type (invoice, credit_note, "
+			     "debit_note, payment, adjustment)",
+			     i + 1,
+			     quote(q, (const uint8_t *)(a->type ? a->type : ""),
+			           a->type ? strnlen(a->type, 64) : 0));
+			ok = 0;
+		}
+		if (dl == 0 || dl > TL_STMT_DOC_MAX ||
+		    utf8_bad((const uint8_t *)a->doc, dl) != dl ||
+		    control_at((const uint8_t *)a->doc, dl, 0) >= 0) {
+			ferr(c, 0, -1,
+			     "added line %zu: the document number is empty, longer than %u bytes "
+			     "or not printable UTF-8",
+			     i + 1, TL_STMT_DOC_MAX);
+			ok = 0;
+		}
+		if (ml > TL_STMT_MEMO_MAX || (ml && utf8_bad((const uint8_t *)a->memo, ml) != ml)) {
+			ferr(c, 0, -1,
+			     "added line %zu: the memo is longer than %u bytes or not UTF-8", i + 1,
+			     TL_STMT_MEMO_MAX);
+			ok = 0;
+		}
+		e = a->amount && *a->amount
+		            ? amount_parse(a->amount, strnlen(a->amount, 65), c->exp, &sl.amount)
+		            : AMT_EMPTY;
+		if (e == AMT_EMPTY) {
+			ferr(c, 0, -1, "added line %zu: the amount is missing", i + 1);
+			ok = 0;
+		} else if (e != AMT_OK) {
+			char lead[48];
+			snprintf(lead, sizeof lead, "added line %zu: amount ", i + 1);
+			amount_error(c, 0, -1, lead, e,
+			             (const uint8_t *)(a->amount ? a->amount : ""),
+			             a->amount ? strnlen(a->amount, 65) : 0);
+			ok = 0;
+		} else if (sl.amount < 0 && t != T_ADJUST) {
+			ferr(c, 0, -1,
+			     "added line %zu: write the amount as a positive number (the type "
+			     "gives the sign; only adjustments take a sign)",
+			     i + 1);
+			ok = 0;
+		} else if (t == T_CREDIT || t == T_PAYMENT) {
+			sl.amount = -sl.amount;
+		}
+		if (a->date && date_parse(a->date, strnlen(a->date, 64), &sl.date) != DATE_OK) {
+			ferr(c, 0, -1, "added line %zu: the date '%s' is not a calendar date",
+			     i + 1, quote(q, (const uint8_t *)a->date, strnlen(a->date, 64)));
+			ok = 0;
+		} else if (sl.date < c->from) {
+			ferr(c, 0, -1, "added line %zu: the date is before the statement period",
+			     i + 1);
+			ok = 0;
+		}
+		if (!ok)
+			continue;
+		sl.type = (uint8_t)t;
+		if (sl.date > *latest)
+			*latest = sl.date;
+		if (__builtin_add_overflow(c->closing, sl.amount, &c->closing)) {
+			ferr(c, 0, -1, "added line %zu: the running balance overflows", i + 1);
+			return TL_EFORMAT;
+		}
+		if ((rc = adj_push(c, &sl, a->doc, dl, a->memo, ml)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+int tl_statement_adjust(const json_t *prev, const char *prev_leaf, const struct tl_adjust_line *add,
+                        size_t n, const char *date, json_t **out, struct tl_errlist *errs)
+{
+	struct imp c = {.errs = errs, .cd = (iconv_t)-1, .line = 1, .name = "adjust"};
+	struct tl_statement_opts o = {0};
+	const json_t *period = json_object_get(prev, "period");
+	json_t *ver = json_object_get(prev, "version"), *op = json_object_get(prev, "opening");
+	int32_t latest, asof;
+	int rc = TL_EFORMAT;
+
+	if (!prev || !prev_leaf || (!add && n) || !out || !errs)
+		return TL_EINVAL;
+	*out = NULL;
+	tl_errlist_init(errs);
+	c.o = &o;
+	o.id = jstr(prev, "id");
+	o.currency = jstr(prev, "currency");
+	o.supersedes = prev_leaf;
+	if (!o.id || !o.currency || !json_is_integer(ver) || json_integer_value(ver) < 1 ||
+	    json_integer_value(ver) >= UINT32_MAX || !json_is_integer(op) ||
+	    tl_currency_exponent(o.currency, &c.exp) != 0) {
+		tl_errlist_add(errs,
+		               "the previous version is not a statement this tool can adjust");
+		return TL_EFORMAT;
+	}
+	o.version = (unsigned)json_integer_value(ver) + 1;
+	c.have_exp = 1;
+	if (jdate(&c, period, "from", "period start", &c.from) != 0 ||
+	    jdate(&c, period, "to", "period end", &c.to) != 0 ||
+	    jdate(&c, prev, "date", "statement date", &c.asof) != 0)
+		return TL_EFORMAT;
+	if (n == 0) {
+		tl_errlist_add(errs, "no line to add: give at least one --line");
+		return TL_EFORMAT;
+	}
+	c.opening = c.closing = (int64_t)json_integer_value(op);
+	tl_buf_init(&c.str, 2 * TL_STMT_FILE_MAX);
+	latest = c.to;
+	if ((rc = adj_prev_lines(&c, json_object_get(prev, "lines"))) != 0 ||
+	    (rc = adj_new_lines(&c, add, n, &latest)) != 0)
+		goto done;
+	asof = c.asof > latest ? c.asof : latest;
+	if (date) {
+		if (date_parse(date, strnlen(date, 64), &asof) != DATE_OK) {
+			ferr(&c, 0, -1, "the statement date '%s' is not a calendar date", date);
+		} else if (asof < latest) {
+			ferr(&c, 0, -1, "the statement date is before the last line's date");
+		}
+	}
+	rc = TL_EFORMAT;
+	if (errs->total > 0)
+		goto done;
+	/* The period grows to the latest line; the as-of date follows it. */
+	c.to = latest;
+	c.asof = asof;
+	if (c.nlines > 1)
+		qsort(c.lines, c.nlines, sizeof *c.lines, line_cmp);
+	rc = build(&c, out);
+done:
+	free(c.lines);
+	tl_buf_release(&c.str);
+	return rc;
+}

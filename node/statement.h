@@ -116,4 +116,26 @@ int tl_statement_from_csv(const char *path, const struct tl_statement_opts *o, j
 int tl_statement_from_csv_mem(const uint8_t *data, size_t len, const struct tl_statement_opts *o,
                               json_t **out, struct tl_errlist *errs) TL_WUR;
 
+/*
+ * A line added by `tally statement adjust`: strings as the user typed them.
+ * type: a document type as in the CSV; amount: a decimal in major units,
+ * positive (the type gives the sign; an adjustment may be negative); date:
+ * NULL = the previous version's period end; due and memo may be NULL.
+ */
+struct tl_adjust_line {
+	const char *type, *doc, *amount, *date, *due, *memo;
+};
+
+/*
+ * The next version of statement prev (a statement body as stored, leaf
+ * prev_leaf in lowercase hex): the same id, version + 1, supersedes
+ * prev_leaf, the previous lines plus add[0..n), the period end moved to the
+ * latest line date if later, the as-of date `date` (NULL: the later of the
+ * previous one and the latest line), closing and aging recomputed. Returns
+ * as tl_statement_from_csv_mem (problems listed in errs, naming "added line
+ * N").
+ */
+int tl_statement_adjust(const json_t *prev, const char *prev_leaf, const struct tl_adjust_line *add,
+                        size_t n, const char *date, json_t **out, struct tl_errlist *errs) TL_WUR;
+
 #endif

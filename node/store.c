@@ -109,6 +109,9 @@ static int lmdb_err(struct tl_store *s, int rc, const char *what)
 	}
 }
 
+static int halt_get_txn(struct tl_store *s, MDB_txn *txn, const char *origin, uint64_t *others,
+                        char *why, size_t cap);
+
 static uint64_t now_ms(void)
 {
 	struct timespec ts;
@@ -837,6 +840,18 @@ int tl_store_append_cp(struct tl_store *s, const char *origin, const struct tl_r
 		return lmdb_err(s, rc, "write transaction");
 	if ((rc = feed_get_txn(s, txn, origin, &f)) != 0)
 		goto fail;
+	if ((f.flags & TL_FEED_HALTED) && n > 0 && !(flags & TL_APPEND_RESTORE)) {
+		uint64_t others = 0;
+		char why[TL_HALT_WHY_MAX + 1] = "";
+		(void)halt_get_txn(s, txn, f.origin, &others, why, sizeof why);
+		rc = fail(s, TL_EFORK,
+		          "feed %s is halted: %s (others hold %llu entries, this store has %llu); "
+		          "appending could fork it. See `tally forks` and docs/operations.md, "
+		          "\"Restored nodes\"",
+		          f.origin, why[0] ? why : "a later state of it exists elsewhere",
+		          (unsigned long long)others, (unsigned long long)f.head.size);
+		goto fail;
+	}
 	c = (struct src_ctx){s, txn, &f};
 	src = (struct tl_merkle_src){src_get, &c};
 	if ((rc = tl_merkle_acc_load(&acc, &src, f.head.size)) != 0)
@@ -1313,4 +1328,423 @@ int tl_store_fork_put(struct tl_store *s, const struct tl_feed *f, uint64_t seq,
 fail:
 	mdb_txn_abort(txn);
 	return lmdb_err(s, rc, "storing fork evidence");
+}
+
+/*
+ * Checkpoint-level evidence: feed id (8) || size (8) || 'c' -> len_a u32 ||
+ * note a || note b. Two checkpoint notes validly signed by the origin's key
+ * for one size with different roots. The 17-byte key keeps these apart from
+ * the record proofs (16 bytes) in the same table.
+ */
+int tl_store_fork_cp_put(struct tl_store *s, const struct tl_feed *f, uint64_t size, const char *a,
+                         size_t alen, const char *b, size_t blen)
+{
+	MDB_txn *txn;
+	MDB_val k, v;
+	uint8_t key[17];
+	struct tl_feed cur;
+	int rc;
+	if (alen == 0 || blen == 0 || alen > TL_NOTE_MAX || blen > TL_NOTE_MAX)
+		return fail(s, TL_ETOOBIG, "fork evidence too large");
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		return lmdb_err(s, rc, "write transaction");
+	put_be64(key, f->id);
+	put_be64(key + 8, size);
+	key[16] = 'c';
+	k = (MDB_val){17, key};
+	v.mv_size = 4 + alen + blen;
+	if ((rc = mdb_put(txn, s->forks, &k, &v, MDB_RESERVE)) != 0) {
+		mdb_txn_abort(txn);
+		return lmdb_err(s, rc, "storing fork evidence");
+	}
+	put_be32(v.mv_data, (uint32_t)alen);
+	memcpy((uint8_t *)v.mv_data + 4, a, alen);
+	memcpy((uint8_t *)v.mv_data + 4 + alen, b, blen);
+	if ((rc = feed_get_txn(s, txn, f->origin, &cur)) != 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	cur.flags |= TL_FEED_FORKED;
+	if ((rc = feed_put_txn(s, txn, &cur)) != 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	rc = mdb_txn_commit(txn);
+	return rc ? lmdb_err(s, rc, "storing fork evidence") : 0;
+}
+
+int tl_store_fork_cpx_put(struct tl_store *s, const struct tl_feed *f, uint64_t size,
+                          const char *a, size_t alen, const char *b, size_t blen,
+                          const uint8_t *extra, size_t elen)
+{
+	MDB_txn *txn;
+	MDB_val k, v;
+	uint8_t key[17];
+	struct tl_feed cur;
+	int rc;
+	if (alen == 0 || blen == 0 || alen > TL_NOTE_MAX || blen > TL_NOTE_MAX ||
+	    elen > 32 * (TL_MERKLE_MAX_PROOF + 1))
+		return fail(s, TL_ETOOBIG, "fork evidence too large");
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		return lmdb_err(s, rc, "write transaction");
+	put_be64(key, f->id);
+	put_be64(key + 8, size);
+	key[16] = 'x';
+	k = (MDB_val){17, key};
+	v.mv_size = 8 + alen + blen + elen;
+	if ((rc = mdb_put(txn, s->forks, &k, &v, MDB_RESERVE)) != 0) {
+		mdb_txn_abort(txn);
+		return lmdb_err(s, rc, "storing fork evidence");
+	}
+	uint8_t *p = v.mv_data;
+	put_be32(p, (uint32_t)alen);
+	memcpy(p + 4, a, alen);
+	put_be32(p + 4 + alen, (uint32_t)blen);
+	memcpy(p + 8 + alen, b, blen);
+	memcpy(p + 8 + alen + blen, extra, elen);
+	if ((rc = feed_get_txn(s, txn, f->origin, &cur)) != 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	cur.flags |= TL_FEED_FORKED;
+	if ((rc = feed_put_txn(s, txn, &cur)) != 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	rc = mdb_txn_commit(txn);
+	return rc ? lmdb_err(s, rc, "storing fork evidence") : 0;
+}
+
+int tl_store_fork_scan(struct tl_store *s, tl_fork_fn cb, void *ctx)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	uint64_t n = 0;
+	int rc = rtxn(s, &txn);
+	if (rc)
+		return rc;
+	if ((rc = mdb_cursor_open(txn, s->forks, &cur)) != 0) {
+		rc = lmdb_err(s, rc, "cursor");
+		goto done;
+	}
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		struct tl_fork fk;
+		const uint8_t *kp = k.mv_data, *vp = v.mv_data;
+		uint8_t idk[8];
+		MDB_val ik, iv;
+		memset(&fk, 0, sizeof fk);
+		if ((k.mv_size != 16 && !(k.mv_size == 17 && (kp[16] == 'c' || kp[16] == 'x'))) ||
+		    v.mv_size < 4 || get_be32(vp) > v.mv_size - 4) {
+			rc = fail(s, TL_ECORRUPT, "damaged row in the forks table");
+			goto done;
+		}
+		memcpy(idk, kp, 8);
+		ik = (MDB_val){8, idk};
+		if ((rc = mdb_get(txn, s->feedids, &ik, &iv)) != 0 || iv.mv_size != TL_ORIGIN_LEN) {
+			rc = rc ? lmdb_err(s, rc, "fork evidence names an unknown feed")
+			        : fail(s, TL_ECORRUPT, "damaged feed id row");
+			goto done;
+		}
+		memcpy(fk.origin, iv.mv_data, TL_ORIGIN_LEN);
+		fk.index = ++n;
+		fk.type = k.mv_size == 16 ? TL_FORK_RECORDS
+		          : kp[16] == 'c' ? TL_FORK_CHECKPOINTS
+		                          : TL_FORK_CONSISTENCY;
+		fk.at = get_be64(kp + 8);
+		fk.alen = get_be32(vp);
+		fk.a = vp + 4;
+		fk.b = vp + 4 + fk.alen;
+		fk.blen = v.mv_size - 4 - fk.alen;
+		if (fk.type == TL_FORK_CONSISTENCY) {
+			size_t rest = v.mv_size - 4 - fk.alen;
+			if (rest < 4 || get_be32(fk.b) > rest - 4) {
+				rc = fail(s, TL_ECORRUPT, "damaged row in the forks table");
+				goto done;
+			}
+			fk.blen = get_be32(fk.b);
+			fk.b += 4;
+			fk.extra = fk.b + fk.blen;
+			fk.elen = rest - 4 - fk.blen;
+		}
+		if ((rc = cb(ctx, &fk)) != 0)
+			goto done;
+	}
+	rc = rc == MDB_NOTFOUND ? 0 : lmdb_err(s, rc, "scanning forks");
+done:
+	if (cur)
+		mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+/* ------------------------------------------------------ halted feeds */
+
+/* meta "halt/<origin>" -> others' size u64 || reason (UTF-8, no NUL). */
+static void halt_key(char *out, const char *origin)
+{
+	memcpy(out, "halt/", 5);
+	memcpy(out + 5, origin, TL_ORIGIN_LEN);
+}
+
+int tl_store_halt_set(struct tl_store *s, const char *origin, uint64_t others_size, const char *why)
+{
+	MDB_txn *txn;
+	struct tl_feed f;
+	char key[5 + TL_ORIGIN_LEN];
+	uint8_t val[8 + TL_HALT_WHY_MAX];
+	size_t wl = why ? strlen(why) : 0;
+	int rc;
+	if (wl > TL_HALT_WHY_MAX)
+		wl = TL_HALT_WHY_MAX;
+	if (s->flags & TL_STORE_RDONLY)
+		return fail(s, TL_EINVAL, "store opened read-only");
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		return lmdb_err(s, rc, "write transaction");
+	if ((rc = feed_get_txn(s, txn, origin, &f)) != 0)
+		goto fail;
+	halt_key(key, f.origin);
+	put_be64(val, others_size);
+	memcpy(val + 8, why, wl);
+	MDB_val k = {sizeof key, key}, v = {8 + wl, val};
+	if ((rc = mdb_put(txn, s->meta, &k, &v, 0)) != 0) {
+		rc = lmdb_err(s, rc, "storing halt");
+		goto fail;
+	}
+	f.flags |= TL_FEED_HALTED;
+	if ((rc = feed_put_txn(s, txn, &f)) != 0)
+		goto fail;
+	rc = mdb_txn_commit(txn);
+	return rc ? lmdb_err(s, rc, "storing halt") : 0;
+fail:
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+static int halt_get_txn(struct tl_store *s, MDB_txn *txn, const char *origin, uint64_t *others,
+                        char *why, size_t cap)
+{
+	char key[5 + TL_ORIGIN_LEN];
+	if (strlen(origin) != TL_ORIGIN_LEN)
+		return fail(s, TL_ENOTFOUND, "'%s' is not a feed origin", origin);
+	halt_key(key, origin);
+	MDB_val k = {sizeof key, key}, v;
+	int rc = mdb_get(txn, s->meta, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return fail(s, TL_ENOTFOUND, "feed %s is not halted", origin);
+	if (rc)
+		return lmdb_err(s, rc, "reading halt");
+	if (v.mv_size < 8 || v.mv_size > 8 + TL_HALT_WHY_MAX)
+		return fail(s, TL_ECORRUPT, "damaged halt row for %s", origin);
+	if (others)
+		*others = get_be64(v.mv_data);
+	if (why && cap) {
+		size_t l = v.mv_size - 8 < cap - 1 ? v.mv_size - 8 : cap - 1;
+		memcpy(why, (const uint8_t *)v.mv_data + 8, l);
+		why[l] = 0;
+	}
+	return 0;
+}
+
+int tl_store_halt_get(struct tl_store *s, const char *origin, uint64_t *others_size, char *why,
+                      size_t cap)
+{
+	MDB_txn *txn;
+	int rc = rtxn(s, &txn);
+	if (rc)
+		return rc;
+	rc = halt_get_txn(s, txn, origin, others_size, why, cap);
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+int tl_store_halt_clear(struct tl_store *s, const char *origin)
+{
+	MDB_txn *txn;
+	struct tl_feed f;
+	char key[5 + TL_ORIGIN_LEN];
+	int rc;
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		return lmdb_err(s, rc, "write transaction");
+	if ((rc = feed_get_txn(s, txn, origin, &f)) != 0)
+		goto fail;
+	halt_key(key, f.origin);
+	MDB_val k = {sizeof key, key};
+	rc = mdb_del(txn, s->meta, &k, NULL);
+	if (rc && rc != MDB_NOTFOUND) {
+		rc = lmdb_err(s, rc, "clearing halt");
+		goto fail;
+	}
+	f.flags &= ~TL_FEED_HALTED;
+	if ((rc = feed_put_txn(s, txn, &f)) != 0)
+		goto fail;
+	rc = mdb_txn_commit(txn);
+	return rc ? lmdb_err(s, rc, "clearing halt") : 0;
+fail:
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+/* ------------------------------------------------ cosignature merging */
+
+/* Time of a cosignature line (type 0x04 blob: time u64 || signature), or
+ * UINT64_MAX for any other signature line. */
+static uint64_t sig_time(const struct tl_note_sig *g)
+{
+	if (g->bloblen != 8 + 64)
+		return UINT64_MAX;
+	return get_be64(g->blob);
+}
+
+static int same_key(const struct tl_note_sig *a, const struct tl_note_sig *b)
+{
+	return memcmp(a->id, b->id, 4) == 0 && strcmp(a->name, b->name) == 0;
+}
+
+/*
+ * The union of the signature lines of two notes over the same text: every
+ * distinct non-cosignature line, and per cosigning key the earliest and the
+ * latest cosignature (witnessed time is the earliest; "nothing more by D"
+ * needs the latest), at most TL_NOTE_MAX_SIGS lines, the stored ones first.
+ */
+static int merge_lines(const struct tl_note *old, const struct tl_note *add, struct tl_buf *out,
+                       size_t *added)
+{
+	const struct tl_note_sig *pick[2 * TL_NOTE_MAX_SIGS];
+	size_t np = 0, nold = 0;
+	*added = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		const struct tl_note *n = pass ? add : old;
+		for (size_t i = 0; n && i < n->nsigs; i++) {
+			const struct tl_note_sig *g = &n->sigs[i];
+			uint64_t t = sig_time(g);
+			size_t lo = SIZE_MAX, hi = SIZE_MAX, dup = 0;
+			for (size_t j = 0; j < np; j++) {
+				if (pick[j]->linelen == g->linelen &&
+				    memcmp(pick[j]->line, g->line, g->linelen) == 0)
+					dup = 1;
+				if (t != UINT64_MAX && same_key(pick[j], g) &&
+				    sig_time(pick[j]) != UINT64_MAX) {
+					if (lo == SIZE_MAX ||
+					    sig_time(pick[j]) < sig_time(pick[lo]))
+						lo = j;
+					if (hi == SIZE_MAX ||
+					    sig_time(pick[j]) >= sig_time(pick[hi]))
+						hi = j;
+				}
+			}
+			if (dup)
+				continue;
+			if (t != UINT64_MAX && lo != SIZE_MAX && lo != hi) {
+				/* Two of this key already: g replaces one if it widens the span. */
+				size_t r = t < sig_time(pick[lo])   ? lo
+				           : t > sig_time(pick[hi]) ? hi
+				                                    : SIZE_MAX;
+				if (r == SIZE_MAX)
+					continue;
+				pick[r] = g;
+				if (pass)
+					(*added)++;
+				continue;
+			}
+			if (np == TL_NOTE_MAX_SIGS)
+				continue;
+			pick[np++] = g;
+			if (pass)
+				(*added)++;
+		}
+		if (!pass)
+			nold = np;
+	}
+	(void)nold;
+	for (size_t j = 0; j < np; j++) {
+		int rc;
+		if ((rc = tl_buf_add(out, pick[j]->line, pick[j]->linelen)) != 0 ||
+		    (rc = tl_buf_addc(out, '\n')) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+int tl_store_checkpoint_merge(struct tl_store *s, const struct tl_feed *f, uint64_t size,
+                              const char *note, size_t len, size_t *added, struct tl_buf *stored)
+{
+	MDB_txn *txn = NULL;
+	struct tl_note nn, on;
+	struct tl_buf out;
+	uint8_t key[16];
+	int rc, have_old = 0;
+	size_t add = 0;
+
+	memset(&on, 0, sizeof on);
+	if (added)
+		*added = 0;
+	if (s->flags & TL_STORE_RDONLY)
+		return fail(s, TL_EINVAL, "store opened read-only");
+	if ((rc = tl_note_parse(&nn, note, len)) != 0)
+		return fail(s, rc, "feed %s: checkpoint %llu to merge is not a signed note",
+		            f->origin, (unsigned long long)size);
+	tl_buf_init(&out, TL_NOTE_MAX);
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) {
+		rc = lmdb_err(s, rc, "write transaction");
+		goto done;
+	}
+	put_be64(key, f->id);
+	put_be64(key + 8, size);
+	MDB_val k = {16, key}, v;
+	rc = mdb_get(txn, s->cps, &k, &v);
+	if (rc == 0) {
+		if ((rc = tl_note_parse(&on, v.mv_data, v.mv_size)) != 0) {
+			rc = fail(s, TL_ECORRUPT, "feed %s: stored checkpoint %llu is damaged",
+			          f->origin, (unsigned long long)size);
+			goto done;
+		}
+		have_old = 1;
+		if (on.text_len != nn.text_len || memcmp(on.raw, nn.raw, nn.text_len) != 0) {
+			if (stored) {
+				tl_buf_reset(stored);
+				rc = tl_buf_add(stored, v.mv_data, v.mv_size);
+				if (rc)
+					goto done;
+			}
+			rc = fail(
+			        s, TL_EFORK,
+			        "feed %s: two different checkpoints of size %llu (different roots)",
+			        f->origin, (unsigned long long)size);
+			goto done;
+		}
+	} else if (rc != MDB_NOTFOUND) {
+		rc = lmdb_err(s, rc, "reading checkpoint");
+		goto done;
+	}
+	if ((rc = tl_buf_add(&out, nn.raw, nn.text_len)) != 0 ||
+	    (rc = tl_buf_addc(&out, '\n')) != 0 ||
+	    (rc = merge_lines(have_old ? &on : NULL, &nn, &out, &add)) != 0) {
+		rc = fail(s, rc, "feed %s: merged checkpoint %llu too large", f->origin,
+		          (unsigned long long)size);
+		goto done;
+	}
+	if (have_old && add == 0) {
+		rc = 0; /* nothing new: no write */
+		goto done;
+	}
+	v = (MDB_val){out.len, out.data};
+	if ((rc = mdb_put(txn, s->cps, &k, &v, 0)) != 0) {
+		rc = lmdb_err(s, rc, "storing checkpoint");
+		goto done;
+	}
+	rc = mdb_txn_commit(txn);
+	txn = NULL;
+	if (rc)
+		rc = lmdb_err(s, rc, "storing checkpoint");
+	else if (added)
+		*added = add;
+done:
+	if (txn)
+		mdb_txn_abort(txn);
+	tl_note_release(&nn);
+	tl_note_release(&on);
+	tl_buf_release(&out);
+	return rc;
 }

@@ -9,6 +9,7 @@
 #include "tl_node.h"
 
 #define TL_VERSION "0.2.0"
+#define TL_NODE_WITNESS_MAX 16
 
 struct tl_node_config {
 	char home[4096];
@@ -18,6 +19,16 @@ struct tl_node_config {
 	unsigned handshake_timeout_ms;
 	unsigned keepalive_ms;
 	size_t peer_wq_max; /* bytes queued to one peer before pausing it */
+	uint64_t blob_max;  /* largest blob stored or served (blob_max =) */
+	/* Witnesses this node asks to cosign its own feeds' checkpoints
+	 * ("witness = URL VKEY" lines; docs/operations.md, "Witnesses"). */
+	struct tl_node_witness {
+		char url[512];  /* http://host:port, the submission prefix */
+		char vkey[512]; /* type 0x04 verifier key */
+	} witness[TL_NODE_WITNESS_MAX];
+	size_t nwitnesses;
+	unsigned witness_heartbeat_s; /* re-submit an unchanged checkpoint this often */
+	unsigned witness_timeout_ms;  /* one add-checkpoint request */
 };
 
 void tl_node_config_defaults(struct tl_node_config *c);

@@ -49,6 +49,15 @@ int tl_store_book_list(struct tl_store *s, struct tl_book **out, size_t *n) TL_W
 
 #define TL_FEED_OWN    0x1u /* written by a book of this store */
 #define TL_FEED_FORKED 0x2u /* equivocation evidence is held */
+/* An own feed of which others hold a later (or a different) state than this
+ * store: this data directory may be restored from an old copy. Appends are
+ * refused (TL_EFORK) until an operator clears it: `tally forks resolve`. */
+#define TL_FEED_HALTED 0x4u
+/* A feed this store follows read-only as an auditor (`tally auditor follow`):
+ * replicated from the book that admitted this store's book, verified like a
+ * counterparty's feed, never appended to and never acknowledged. The feed's
+ * book is the following (auditor) book, its peer the admitting book. */
+#define TL_FEED_AUDIT 0x8u
 
 struct tl_feed {
 	char origin[TL_ORIGIN_LEN + 1];
@@ -74,6 +83,7 @@ struct tl_rec {
 };
 
 #define TL_APPEND_VERIFY 0x1u /* verify each signature before storing */
+#define TL_APPEND_RESTORE 0x2u /* allowed while the feed is TL_FEED_HALTED (catch-up) */
 
 /*
  * Appends n signed records to a feed in one write transaction with one
@@ -131,6 +141,18 @@ int tl_store_checkpoint_put(struct tl_store *s, const struct tl_feed *f, uint64_
 /* size == UINT64_MAX: the latest. *got_size receives its size. */
 int tl_store_checkpoint_get(struct tl_store *s, const struct tl_feed *f, uint64_t size,
                             struct tl_buf *out, uint64_t *got_size) TL_WUR;
+/*
+ * Merges the signature lines of note (a signed checkpoint of f at size,
+ * verified by the caller) into the stored note of (f, size) in one write
+ * transaction; stores note as is when none is stored. The result keeps every
+ * distinct plain signature and, per cosigning key, the earliest and the
+ * latest cosignature, at most TL_NOTE_MAX_SIGS lines. *added (may be NULL)
+ * counts the lines that were new. TL_EFORK when the stored note has another
+ * text (another root): stored (may be NULL) then receives the stored note.
+ */
+int tl_store_checkpoint_merge(struct tl_store *s, const struct tl_feed *f, uint64_t size,
+                              const char *note, size_t len, size_t *added,
+                              struct tl_buf *stored) TL_WUR;
 typedef int (*tl_cp_fn)(void *ctx, uint64_t size, const char *note, size_t len);
 int tl_store_checkpoint_scan(struct tl_store *s, const struct tl_feed *f, tl_cp_fn cb,
                              void *ctx) TL_WUR;
@@ -158,6 +180,42 @@ int tl_store_peer_list(struct tl_store *s, struct tl_peer **out, size_t *n) TL_W
  * proof and marks the feed TL_FEED_FORKED. */
 int tl_store_fork_put(struct tl_store *s, const struct tl_feed *f, uint64_t seq, const uint8_t *a,
                       size_t alen, const uint8_t *b, size_t blen) TL_WUR;
+/* Keeps two checkpoint notes of one origin and size with different roots
+ * (the caller verified both signatures) and marks the feed forked. */
+int tl_store_fork_cp_put(struct tl_store *s, const struct tl_feed *f, uint64_t size, const char *a,
+                         size_t alen, const char *b, size_t blen) TL_WUR;
+
+/* Keeps a checkpoint note a of size N whose root is not the root at N of a
+ * larger signed checkpoint b of the same feed: extra is the true root at N
+ * (32 bytes) and the RFC 6962 consistency proof from N to b's size. */
+int tl_store_fork_cpx_put(struct tl_store *s, const struct tl_feed *f, uint64_t size,
+                          const char *a, size_t alen, const char *b, size_t blen,
+                          const uint8_t *extra, size_t elen) TL_WUR;
+
+#define TL_FORK_RECORDS     1 /* a, b: two records for one (origin, seq = at) */
+#define TL_FORK_CHECKPOINTS 2 /* a, b: two checkpoint notes for one (origin, size = at) */
+#define TL_FORK_CONSISTENCY 3 /* a: note of size at; b: larger note; extra: root at, proof */
+struct tl_fork {
+	uint64_t index; /* 1-based position in the scan: `tally forks show N` */
+	char origin[TL_ORIGIN_LEN + 1];
+	int type;
+	uint64_t at;
+	const uint8_t *a, *b, *extra; /* valid during the callback only */
+	size_t alen, blen, elen;
+};
+typedef int (*tl_fork_fn)(void *ctx, const struct tl_fork *fk);
+/* Every piece of fork evidence, ordered by feed id then seq/size. */
+int tl_store_fork_scan(struct tl_store *s, tl_fork_fn cb, void *ctx) TL_WUR;
+
+/* Halting an own feed (TL_FEED_HALTED): others_size is the size others are
+ * known to hold, why a sentence for people (at most TL_HALT_WHY_MAX bytes
+ * kept). get: TL_ENOTFOUND when the feed is not halted. */
+#define TL_HALT_WHY_MAX 300
+int tl_store_halt_set(struct tl_store *s, const char *origin, uint64_t others_size,
+                      const char *why) TL_WUR;
+int tl_store_halt_get(struct tl_store *s, const char *origin, uint64_t *others_size, char *why,
+                      size_t cap) TL_WUR;
+int tl_store_halt_clear(struct tl_store *s, const char *origin) TL_WUR;
 
 /* --------------------------------------------------- local appends */
 
@@ -224,6 +282,8 @@ struct tl_verify_feed {
 	uint64_t checkpoints;      /* checkpoints whose signature and root verified */
 	uint64_t max_checkpoint;   /* largest verified checkpoint size */
 	uint64_t witnessed_size;   /* largest checkpoint size with >= quorum cosignatures */
+	uint64_t witnessed_time;   /* proofs: the quorum-th earliest valid cosignature time on
+	                              the checkpoint (unix s): the entry existed by then; 0 none */
 	uint8_t root[TL_HASH_LEN]; /* root over all records */
 };
 

@@ -225,8 +225,36 @@ static int cosig_time_ok(uint64_t t, int64_t now)
  * checkpoint). Lines by unknown keys are ignored, as C2SP asks; a line by a
  * known witness that fails, or is dated too far in the future, is a finding.
  */
+static unsigned cosig_count_t(struct vctx *v, const struct tl_note *n, const struct wset *ws,
+                              int64_t now, const char *origin, int64_t size, uint64_t *times);
+
 static unsigned cosig_count(struct vctx *v, const struct tl_note *n, const struct wset *ws,
                             int64_t now, const char *origin, int64_t size)
+{
+	return cosig_count_t(v, n, ws, now, origin, size, NULL);
+}
+
+static int cmp_time(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The k-th earliest of the valid cosignature times on a proof's checkpoint:
+ * the witnessed time of the entry it proves (DESIGN §4); 0 below k. */
+static uint64_t quorum_time(uint64_t *times, unsigned n, int k)
+{
+	if (k <= 0 || (unsigned)k > n)
+		return 0;
+	qsort(times, n, sizeof *times, cmp_time);
+	return times[k - 1];
+}
+
+/* As cosig_count; times (may be NULL, ws->n slots) receives the valid
+ * cosignature times in order found. */
+static unsigned cosig_count_t(struct vctx *v, const struct tl_note *n, const struct wset *ws,
+                              int64_t now, const char *origin, int64_t size, uint64_t *times)
 {
 	unsigned ok = 0;
 
@@ -254,6 +282,8 @@ static unsigned cosig_count(struct vctx *v, const struct tl_note *n, const struc
 			       w->name, t, VERIFY_SKEW_S, now);
 			continue;
 		}
+		if (times)
+			times[ok] = t;
 		ok++;
 	}
 	return ok;
@@ -1120,7 +1150,18 @@ int tl_verify_tlog_proof(const char *text, size_t len, const struct tl_verify_op
 	r->quorum = quorum;
 	r->nwitnesses = ws.n;
 	check_quorum(&v, quorum, ws.n);
-	n = cosig_count(&v, &p->note, &ws, o->now, name, sz);
+	{
+		uint64_t *times = calloc(ws.n ? ws.n : 1, sizeof *times);
+
+		if (!times) {
+			err = TL_ENOMEM;
+			goto out_parsed;
+		}
+		n = cosig_count_t(&v, &p->note, &ws, o->now, name, sz, times);
+		if (cp_ok && rec_ok)
+			f->witnessed_time = quorum_time(times, n, quorum);
+		free(times);
+	}
 	if (n >= (unsigned)quorum) {
 		if (cp_ok)
 			f->witnessed_size = p->cp.size;

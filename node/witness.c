@@ -659,6 +659,8 @@ struct witness {
 	size_t queued;
 	int closing;
 	pthread_t writer;
+	/* queued requests not yet answered (their response not yet sent) */
+	atomic_int inflight;
 	/* counters for /status */
 	atomic_ullong n_ok, n_400, n_403, n_404, n_409, n_422, n_5xx, n_batches;
 };
@@ -1114,6 +1116,7 @@ static enum MHD_Result handle_add(struct witness *w, struct MHD_Connection *conn
 	 * follows this suspend. */
 	MHD_suspend_connection(conn);
 	rq->queued = 1;
+	atomic_fetch_add(&w->inflight, 1);
 	if (w->tail)
 		w->tail->next = j;
 	else
@@ -1241,11 +1244,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
 	struct req *rq = *con_cls;
-	(void)cls;
+	struct witness *w = cls;
 	(void)conn;
 	(void)toe;
 	if (!rq)
 		return;
+	if (rq->queued)
+		atomic_fetch_sub(&w->inflight, 1);
 	if (rq->job) {
 		tl_buf_release(&rq->job->note);
 		free(rq->job);
@@ -1490,6 +1495,14 @@ out:
 		pthread_cond_broadcast(&w->cv);
 		pthread_mutex_unlock(&w->mu);
 		pthread_join(w->writer, NULL);
+	}
+	/* Every queued job is decided and its connection resumed; let the
+	 * HTTP threads send those answers (their state is committed) before
+	 * the connections are closed. Bounded: a client that does not read
+	 * cannot hold the exit. */
+	for (int i = 0; w->mhd && i < 500 && atomic_load(&w->inflight) > 0; i++) {
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
 	}
 	if (w->mhd)
 		MHD_stop_daemon(w->mhd);

@@ -9,7 +9,7 @@ bin=$(cd "$(dirname "${1:-build/tally}")" && pwd)
 tally=$bin/tally
 tallyd=$bin/tallyd
 root=$(cd "$(dirname "$0")/.." && pwd)
-demo=$root/build/demo
+demo=${TALLY_DEMO_DIR:-$root/build/demo}
 rm -rf "$demo"
 mkdir -p "$demo"
 export TALLY_PASSPHRASE="demo passphrase, not for production"
@@ -48,70 +48,91 @@ cfeed=$(run "$tally" --home "$C" channel open --book customer-bj --peer "$suppli
 wait_size "$C" "$sfeed" 1; wait_size "$S" "$cfeed" 1
 run "$tally" --home "$S" status
 
-step "3. The customer watches; the supplier imports its statement of account from the ERP's CSV"
+step "3. The terms: the supplier proposes, the customer accepts (until then, defaults apply)"
+terms=$(run "$tally" --home "$S" terms propose --channel "$sfeed" --cycle monthly:1 --tz +08:00 \
+	--response-days 10 --procedure confirmation --currency CNY --escalate 5:1:ap-manager |
+	cut -d' ' -f2)
+i=0
+until "$tally" --home "$C" terms accept --channel "$cfeed" "$terms" >/dev/null 2>&1; do
+	i=$((i + 1)); [ $i -gt 200 ] && { echo "timeout: the proposal did not reach the customer" >&2; exit 1; }
+	sleep 0.05
+done
+echo "$ $tally --home $C terms accept --channel $cfeed $terms"
+run "$tally" --home "$C" terms show --channel "$cfeed"
+
+step "4. The customer watches; the supplier imports its statement of account from the ERP's CSV"
 "$tally" --home "$C" watch >"$demo/watch.txt" 2>/dev/null & pids="$pids $!"
 sleep 0.3
-leaf=$(run "$tally" --home "$S" statement import "$root/examples/statement.csv" --channel "$sfeed" \
-	--id ST-2026-11-0042 --currency CNY --from 2026-11-01 --to 2026-11-30 --opening 12500.00 |
-	cut -d' ' -f2)
+out=$(run "$tally" --home "$S" statement import "$root/examples/statement.csv" --channel "$sfeed" \
+	--id ST-2026-11-0042 --currency CNY --from 2026-11-01 --to 2026-11-30 --opening 12500.00)
+leaf=$(echo "$out" | cut -d' ' -f2)
 echo "statement entry (leaf hash) $leaf"
-run "$tally" --home "$S" feed append "$sfeed" --kind reminder \
-	--body "{\"statement\":\"$leaf\",\"level\":1,\"via\":\"email\"}"
-wait_size "$C" "$sfeed" 3
-sleep 0.2
+wait_size "$C" "$sfeed" $(($(echo "$out" | cut -d' ' -f1) + 1))
+sleep 1.2 # receipts (`seen`) are batched once a second
 echo "-- what the customer's watch printed, as it happened:"
 cat "$demo/watch.txt"
 
-step "4. The customer answers in its own feed; the supplier receives it at once"
-run "$tally" --home "$C" feed append "$cfeed" --kind comment \
-	--body "{\"statement\":\"$leaf\",\"text\":\"received, checking against our payables\"}"
-wait_size "$S" "$cfeed" 3
-run "$tally" --home "$S" feed log "$cfeed"
-
-step "4b. The customer matches the statement against its own payables (exit 1: differences)"
+step "5. The customer's inbox, the statement, and the automatic match (exit 1: differences)"
+run "$tally" --home "$C" statement list --incoming
+run "$tally" --home "$C" statement show "$leaf" --channel "$cfeed"
 run "$tally" --home "$C" match "$leaf" --ledger "$root/examples/payables.csv" || true
-sleep 1.2 # receipts (`seen`) are batched once a second
-run "$tally" --home "$C" channel list
-run "$tally" --home "$S" channel list
 
-step "4c. The customer's approver disputes the two lines, signing with a person key"
+step "6. The customer's approver disputes the two lines, signing with a person key, with a voucher"
 export TALLY_PERSON_PASSPHRASE="approver passphrase, demo only"
 approver=$(run "$tally" --home "$C" key new --name li.approver)
 run "$tally" --home "$C" key grant --book customer-bj --channel "$cfeed" --key "$approver" \
 	--role approver --name "Li (AP approver)"
 run "$tally" --home "$C" view "$leaf" --channel "$cfeed"
+printf 'Framework contract FC-2026-017, annex 2: spare parts, unit price 1,950.00 CNY\n' \
+	>"$demo/contract-annex-2.txt"
 seq=$(run "$tally" --home "$C" dispute "$leaf" --channel "$cfeed" \
 	--key "$C/people/li.approver.key" --balance 631950 \
 	--line INV-88031 --their-amount 195000 --reason price --note "contract price 1950.00" \
+	--attach "INV-88031=$demo/contract-annex-2.txt" \
 	--line INV-88102 --their-amount 0 --reason not_received | cut -d' ' -f1)
 wait_size "$S" "$cfeed" $((seq + 1))
 
-step "4d. The supplier re-issues the statement (version 2 supersedes version 1)"
-out=$(run "$tally" --home "$S" statement import "$root/examples/statement-v2.csv" \
-	--channel "$sfeed" --id ST-2026-11-0042 --version 2 --supersedes "$leaf" --currency CNY \
-	--from 2026-11-01 --to 2026-11-30 --opening 12500.00)
+step "7. The supplier sees the dispute and re-issues with two credit notes (version 2)"
+run "$tally" --home "$S" statement list --outgoing
+run "$tally" --home "$S" statement show "$leaf" --channel "$sfeed" | sed -n '/disputed lines/,/^$/p'
+voucher=$("$tally" --home "$S" --json statement show "$leaf" --channel "$sfeed" |
+	sed 's/.*"blobs":\["\([0-9a-f]*\)".*/\1/')
+run "$tally" --home "$S" blob get "$voucher" -o "$demo/voucher-received.txt"
+cat "$demo/voucher-received.txt"
+out=$(run "$tally" --home "$S" statement adjust "$leaf" --channel "$sfeed" \
+	--line "credit_note:CN-0120:50.00:2026-11-30:price difference on INV-88031 (contract price)" \
+	--line "credit_note:CN-0121:3180.50:2026-11-30:INV-88102 cancelled, goods not delivered")
 leaf2=$(echo "$out" | cut -d' ' -f2)
 wait_size "$C" "$sfeed" $(($(echo "$out" | cut -d' ' -f1) + 1))
-run "$tally" --home "$C" match "$leaf2" --ledger "$root/examples/payables.csv" | tail -3
-seq=$(run "$tally" --home "$C" confirm "$leaf2" --channel "$cfeed" \
-	--key "$C/people/li.approver.key" | cut -d' ' -f1)
+echo "-- the customer's match now agrees on the balance (the credit notes are new documents to book):"
+"$tally" --home "$C" match "$leaf2" --ledger "$root/examples/payables.csv" | grep "Closing balance" || true
+
+step "8. The approver confirms on an offline machine: export, sign (no data directory), submit"
+run "$tally" --home "$C" statement export "$leaf2" --channel "$cfeed" -o "$demo/statement-v2.json"
+(unset TALLY_HOME; cd "$demo" && run "$tally" --home "$demo/offline-laptop" sign statement-v2.json \
+	--key "$C/people/li.approver.key" --confirm -o answer.json)
+seq=$(run "$tally" --home "$C" submit "$demo/answer.json" --channel "$cfeed" | cut -d' ' -f1)
 wait_size "$S" "$cfeed" $((seq + 1))
 
-step "4e. Both sides compute the channel state from the two feeds: same statuses, same digest"
+step "9. The supplier closes the confirmed statement; both sides see the same status"
+out=$(run "$tally" --home "$S" close "$leaf2" --channel "$sfeed")
+wait_size "$C" "$sfeed" $(($(echo "$out" | cut -d' ' -f1) + 1))
 sleep 1.2 # let the last receipts land
+run "$tally" --home "$S" statement list --outgoing
+run "$tally" --home "$C" statement list --incoming
 at=$(($(date +%s) * 1000))
-run "$tally" --home "$S" channel state "$sfeed" --at "$at"
-run "$tally" --home "$C" channel state "$cfeed" --at "$at"
+run "$tally" --home "$S" channel state "$sfeed" --at "$at" | grep "state digest"
+run "$tally" --home "$C" channel state "$cfeed" --at "$at" | grep "state digest"
 
-step "5. An auditor's bundle of both feeds, from the customer's node, verified offline"
+step "10. An auditor's bundle of both feeds, from the customer's node, verified offline"
 run "$tally" --home "$C" export "$cfeed" "$sfeed" -o "$demo/bundle.json"
 run "$tally" verify "$demo/bundle.json"
 
-step "6. A self-contained proof of the statement, verified with the supplier's feed key"
+step "11. A self-contained proof of the statement, verified with the supplier's feed key"
 run "$tally" --home "$S" feed prove "$sfeed" 1 -o "$demo/statement.tlog-proof"
 run "$tally" verify "$demo/statement.tlog-proof" --vkey "$("$tally" feed vkey "$sfeed")"
 
-step "7. Someone alters one character inside the bundle: verification names feed and seq"
+step "12. Someone alters one character inside the bundle: verification names feed and seq"
 awk '!done && /^    "/ { c = substr($0, 100, 1); r = (c == "A") ? "B" : "A";
 	$0 = substr($0, 1, 99) r substr($0, 101); done = 1 } { print }' \
 	"$demo/bundle.json" >"$demo/tampered.json"

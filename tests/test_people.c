@@ -132,9 +132,8 @@ static void state_text(struct fx *x, char *stmt, size_t cap)
 	stmt[n] = 0;
 }
 
-/* The JSON state's only statement (a new reference). Only without findings:
- * `tally --json channel state` crashes on findings (cli/cmd_node.c, the
- * findings json_pack lacks the "seq" key). */
+/* The JSON state's only statement (a new reference); the state must have no
+ * findings. */
 static json_t *state_json(struct fx *x)
 {
 	const char *a[] = {"tally", "--json", "channel", "state", x->cus_origin, NULL};
@@ -211,8 +210,7 @@ static void test_dispute_two_lines(void **state)
 	assert_string_equal(json_string_value(json_object_get(s, "status")), "disputed");
 	assert_int_equal(json_integer_value(json_object_get(s, "their_balance")), -280000);
 	json_decref(s);
-	/* The JSON channel state does not list dispute lines yet (cmd_node.c):
-	 * check them in the customer's feed. */
+	/* The lines as written in the customer's feed. */
 	const char *l[] = {"tally", "--json", "feed", "log", x->cus_origin, NULL};
 	assert_int_equal(tally(x, l), 0);
 	json_t *j = json_loads(x->r.out, 0, NULL);
@@ -251,6 +249,108 @@ static void test_bad_reason(void **state)
 	assert_null(strstr(st, "disputed"));
 }
 
+/* terms propose / accept / show in one data directory holding both books */
+static void test_terms_cli(void **state)
+{
+	struct fx *x = *state;
+	char line[8192], prop[65];
+	const char *bad_cycle[] = {
+	        "tally",       "terms",       "propose",        "--channel",
+	        x->sup_origin, "--cycle",     "weekly:someday", "--response-days",
+	        "7",           "--procedure", "confirmation",   "--currency",
+	        "CNY",         NULL};
+	assert_int_equal(tally(x, bad_cycle), 2);
+	assert_non_null(strstr(x->r.err, "weekly:DAY"));
+	static const struct {
+		const char *opt, *val, *why;
+	} bad[] = {
+	        {"--tz", "08:00", "time zone"},
+	        {"--witness", "not-a-key", "witness 1"},
+	        {"--quorum", "1", "quorum"},
+	        {"--procedure", "maybe", "procedure"},
+	        {"--escalate", "3:0:cfo", "escalation step 1"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		const char *a[] = {
+		        "tally",       "terms",        "propose",    "--channel", x->sup_origin,
+		        "--procedure", "notification", "--currency", "CNY",       "--response-days",
+		        "7",           bad[i].opt,     bad[i].val,   NULL};
+		int rc = tally(x, a);
+		if (rc != 1 || !strstr(x->r.err, bad[i].why))
+			fail_msg("%s %s: exit %d: %s", bad[i].opt, bad[i].val, rc, x->r.err);
+	}
+	const char *p[] = {"tally",        "terms",           "propose",    "--channel",
+	                   x->sup_origin,  "--cycle",         "weekly:wed", "--tz",
+	                   "-05:00",       "--response-days", "7",          "--procedure",
+	                   "notification", "--currency",      "CNY",        NULL};
+	tally_line(x, p, line, sizeof line);
+	const char *sp = strchr(line, ' ');
+	assert_non_null(sp);
+	memcpy(prop, sp + 1, 65);
+	const char *show[] = {"tally", "--json", "terms", "show", "--channel", x->cus_origin, NULL};
+	tally_line(x, show, line, sizeof line);
+	json_t *j = json_loads(line, 0, NULL);
+	assert_non_null(j);
+	assert_true(json_is_true(json_object_get(json_object_get(j, "in_force"), "unilateral")));
+	json_t *pend = json_array_get(json_object_get(j, "pending"), 0);
+	assert_string_equal(json_string_value(json_object_get(pend, "leaf")), prop);
+	assert_string_equal(json_string_value(json_object_get(pend, "awaiting")), "this side");
+	json_decref(j);
+	const char *own[] = {"tally", "terms", "accept", "--channel", x->sup_origin, prop, NULL};
+	assert_int_equal(tally(x, own), 1);
+	assert_non_null(strstr(x->r.err, "own"));
+	const char *acc[] = {"tally", "terms", "accept", "--channel", x->cus_origin, prop, NULL};
+	tally_line(x, acc, line, sizeof line);
+	assert_int_equal(tally(x, acc), 1);
+	assert_non_null(strstr(x->r.err, "already accepted"));
+	tally_line(x, show, line, sizeof line);
+	j = json_loads(line, 0, NULL);
+	json_t *f = json_object_get(j, "in_force");
+	assert_false(json_is_true(json_object_get(f, "unilateral")));
+	assert_string_equal(json_string_value(json_object_get(f, "cycle")), "week");
+	assert_int_equal(json_integer_value(json_object_get(f, "day")), 3);
+	assert_int_equal(json_integer_value(json_object_get(f, "tz_offset_min")), -300);
+	assert_string_equal(json_string_value(json_object_get(f, "procedure")), "notification");
+	assert_int_equal(json_array_size(json_object_get(j, "pending")), 0);
+	json_decref(j);
+}
+
+/* statement list: both directions in a two-book home, and --at as the clock */
+static void test_statement_list_at(void **state)
+{
+	struct fx *x = *state;
+	const char *all[] = {"tally", "--json", "statement", "list", NULL};
+	assert_int_equal(tally(x, all), 0);
+	json_t *j = json_loads(x->r.out, 0, NULL);
+	assert_int_equal(json_array_size(j), 2);
+	json_decref(j);
+	const char *in[] = {"tally",      "--json", "statement",  "list",
+	                    "--incoming", "--at",   "2030-01-01", NULL};
+	assert_int_equal(tally(x, in), 0);
+	j = json_loads(x->r.out, 0, NULL);
+	assert_int_equal(json_array_size(j), 1);
+	json_t *s = json_array_get(j, 0);
+	assert_string_equal(json_string_value(json_object_get(s, "direction")), "incoming");
+	assert_string_equal(json_string_value(json_object_get(s, "leaf")), x->leaf);
+	assert_string_equal(json_string_value(json_object_get(s, "status")), "overdue");
+	uint64_t dl = (uint64_t)json_integer_value(json_object_get(s, "deadline_ms"));
+	json_decref(j);
+	/* default terms: confirmation, 10 days; overdue only after the deadline */
+	char at[32];
+	snprintf(at, sizeof at, "%llu", (unsigned long long)dl);
+	const char *at_dl[] = {"tally",      "--json", "statement", "list",
+	                       "--outgoing", "--at",   at,          NULL};
+	assert_int_equal(tally(x, at_dl), 0);
+	assert_non_null(strstr(x->r.out, "\"status\":\"sent\""));
+	snprintf(at, sizeof at, "%llu", (unsigned long long)dl + 1);
+	assert_int_equal(tally(x, at_dl), 0);
+	assert_non_null(strstr(x->r.out, "\"status\":\"overdue\""));
+	/* the customer cannot close the supplier's statement */
+	const char *cl[] = {"tally", "close", x->leaf, "--channel", x->cus_origin, NULL};
+	assert_int_equal(tally(x, cl), 1);
+	assert_non_null(strstr(x->r.err, "other side's"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -259,6 +359,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_revoked_refused, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_dispute_two_lines, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_bad_reason, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_terms_cli, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_statement_list_at, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

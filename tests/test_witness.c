@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -428,6 +429,39 @@ static uint64_t check_cosig(const struct fx *x, const struct tl_buf *note, const
 	assert_int_equal(tl_cosig_verify(&n, &x->wvk, &t), 0);
 	tl_note_release(&n);
 	tl_buf_release(&all);
+	/* The same, independently of the crypto module that signed it (a
+	 * shared mistake would pass above): tlog-cosignature v1.0.1 key id
+	 * SHA-256(name || "\n" || 0x04 || pk)[:4], a big-endian timestamp, and
+	 * Ed25519 over "cosignature/v1\ntime <t>\n" || checkpoint text. */
+	{
+		const char *b64 = r->body + 4 + strlen(WNAME) + 1;
+		uint8_t raw[4 + 8 + 64], pre[TL_NAME_MAX + 40], id[32];
+		size_t rl = 0, pl = strlen(WNAME);
+		char hdr[64];
+		assert_int_equal(tl_b64_decode(raw, sizeof raw, &rl, b64,
+		                               (size_t)(r->body + r->len - 1 - b64)),
+		                 0);
+		assert_int_equal(rl, sizeof raw);
+		memcpy(pre, WNAME, pl);
+		pre[pl++] = '\n';
+		pre[pl++] = 0x04;
+		memcpy(pre + pl, x->wvk.pk, 32);
+		crypto_hash_sha256(id, pre, pl + 32);
+		assert_memory_equal(raw, id, 4);
+		uint64_t ts = 0;
+		for (int i = 0; i < 8; i++)
+			ts = ts << 8 | raw[4 + i];
+		assert_int_equal(ts, t);
+		const char *sep = strstr((const char *)note->data, "\n\n");
+		assert_non_null(sep);
+		int hl = snprintf(hdr, sizeof hdr, "cosignature/v1\ntime %llu\n", (unsigned long long)ts);
+		tl_buf_init(&all, 1 << 17);
+		assert_int_equal(tl_buf_add(&all, hdr, (size_t)hl), 0);
+		assert_int_equal(tl_buf_add(&all, note->data, (size_t)(sep + 1 - (const char *)note->data)),
+		                 0);
+		assert_int_equal(crypto_sign_verify_detached(raw + 12, all.data, all.len, x->wvk.pk), 0);
+		tl_buf_release(&all);
+	}
 	return t;
 }
 
@@ -875,6 +909,73 @@ static void test_concurrent_no_rollback(void **state)
 	assert_int_equal(probe_size(x, a, max + 1), max);
 }
 
+/* SIGTERM while requests are in flight (docs/witness.md: "answer every
+ * request already queued for the writer"): after the stop and a restart,
+ * each log's stored size is the last size its client saw acknowledged — no
+ * state was committed whose 200 was then dropped by the closing server. */
+struct grower {
+	struct fx *x;
+	struct tlog *l;
+	uint64_t acked;
+};
+
+static void *grow_until_refused(void *arg)
+{
+	struct grower *g = arg;
+	CURL *h = curl_easy_init();
+	struct tl_buf body;
+	struct resp r;
+	tl_buf_init(&body, 1 << 17);
+	while (h && g->acked < NLEAVES - 1) {
+		tl_buf_reset(&body);
+		body_grow(g->l, g->acked, g->acked + 1, &body);
+		if (http_do(h, g->x->addr, "/add-checkpoint", body.data, body.len, &r) != 0 ||
+		    r.code != 200)
+			break;
+		g->acked++;
+	}
+	tl_buf_release(&body);
+	curl_easy_cleanup(h);
+	return NULL;
+}
+
+static void test_shutdown_answers(void **state)
+{
+	struct fx *x = *state;
+	struct grower g[MAX_LOGS];
+	pthread_t th[MAX_LOGS];
+	for (int i = 0; i < MAX_LOGS; i++) {
+		char origin[64];
+		snprintf(origin, sizeof origin, "example.test/stop-%d", i);
+		tlog_init(&x->logs[i], origin);
+		allow(x, origin, x->logs[i].vkey);
+	}
+	start_witness(x, NULL, NULL);
+	for (int i = 0; i < MAX_LOGS; i++) {
+		grow_ok(x, &x->logs[i], 0, 1, 0);
+		g[i] = (struct grower){x, &x->logs[i], 1};
+	}
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < MAX_LOGS; i++)
+			assert_int_equal(pthread_create(&th[i], NULL, grow_until_refused, &g[i]), 0);
+		nap(150 + 50 * (unsigned)round);
+		int st = stop_witness(x, SIGTERM);
+		if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			fail_msg("the witness did not stop cleanly (status %d); log:\n%s", st,
+			         log_tail(x));
+		for (int i = 0; i < MAX_LOGS; i++)
+			pthread_join(th[i], NULL);
+		start_witness(x, NULL, NULL);
+		for (int i = 0; i < MAX_LOGS; i++) {
+			uint64_t stored = probe_size(x, &x->logs[i], NLEAVES - 1);
+			if (stored != g[i].acked)
+				fail_msg("round %d, log %d: stored size %llu, last acknowledged %llu",
+				         round, i, (unsigned long long)stored,
+				         (unsigned long long)g[i].acked);
+		}
+	}
+}
+
 /* A log allowed while the witness runs is witnessed at once; deny stops it. */
 static void test_allow_while_running(void **state)
 {
@@ -1114,6 +1215,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_status_codes, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_restart_keeps_state, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_concurrent_no_rollback, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_shutdown_answers, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_allow_while_running, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_clock_offset, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_hostile_input, setup, teardown),
