@@ -217,8 +217,29 @@ static int parse_sig_line(struct tl_note_sig *sig, const char *line, size_t len)
 	if (err)
 		return err;
 	err = tl_b64_decode(dec, sizeof(dec), &dlen, sp + 1, len - nlen - 1);
+	if (err == TL_ETOOBIG) {
+		/* A signature longer than any Tally knows (e.g. a post-quantum
+		 * one): signed-note says signatures by unknown keys are ignored,
+		 * so it must not fail the note. Check it is base64, keep its key
+		 * id, and mark it unusable (bloblen 0: no verifier accepts it). */
+		size_t cap = (len - nlen - 1) / 4 * 3 + 3;
+		uint8_t *big = malloc(cap);
+		if (!big)
+			return TL_ENOMEM;
+		err = tl_b64_decode(big, cap, &dlen, sp + 1, len - nlen - 1);
+		if (!err)
+			memcpy(dec, big, KEYID_LEN);
+		free(big);
+		if (err)
+			return TL_EFORMAT;
+		memcpy(sig->name, line, nlen);
+		sig->name[nlen] = '\0';
+		memcpy(sig->id, dec, KEYID_LEN);
+		sig->bloblen = 0;
+		return 0;
+	}
 	if (err)
-		return err == TL_ETOOBIG ? err : TL_EFORMAT;
+		return TL_EFORMAT;
 	if (dlen < KEYID_LEN + 1)
 		return TL_EFORMAT;
 	memcpy(sig->name, line, nlen);

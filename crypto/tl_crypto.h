@@ -259,7 +259,7 @@ struct tl_note_sig {
 	char name[TL_NAME_MAX + 1];
 	uint8_t id[4];
 	uint8_t blob[TL_NOTE_SIG_MAX]; /* after the key id */
-	size_t bloblen;
+	size_t bloblen; /* 0: longer than TL_NOTE_SIG_MAX, by a key Tally cannot use (ignored) */
 	const char *line; /* points into tl_note.raw: the whole "— ..." line */
 	size_t linelen;   /* without the newline */
 };

@@ -639,7 +639,8 @@ static void note_limits(void **state)
 	}
 	free(big);
 
-	/* Signature blobs: 128 bytes including the id parse, 129 do not. */
+	/* Signature blobs: 128 bytes including the id are kept; 129 parse as
+	 * an unusable (ignored) signature: bloblen 0. */
 	{
 		uint8_t blob[TL_NOTE_SIG_MAX + 1] = {0};
 		char enc[256];
@@ -653,7 +654,9 @@ static void note_limits(void **state)
 		tl_b64_encode(enc, blob, TL_NOTE_SIG_MAX + 1);
 		tl_buf_reset(&b);
 		assert_int_equal(tl_buf_printf(&b, "t\n\n" DASH " k %s\n", enc), 0);
-		parse_fails((const char *)b.data, b.len, TL_ETOOBIG);
+		assert_int_equal(tl_note_parse(&n, (const char *)b.data, b.len), 0);
+		assert_int_equal(n.sigs[0].bloblen, 0);
+		tl_note_release(&n);
 	}
 
 	/* Unknown signature types are kept; the text may hold empty lines. */
@@ -798,6 +801,39 @@ static void tlog_proofs_strict(void **state)
 	free(p);
 }
 
+/*
+ * signed-note: signatures from unknown keys MUST be ignored, however long
+ * (post-quantum signatures run to kilobytes). A 4,000-byte signature line
+ * by an unknown key does not fail the note, is never accepted, and the
+ * known key's signature next to it still verifies. Bad base64 in a long
+ * line is still an error.
+ */
+static void long_unknown_signature_ignored(void **state)
+{
+	struct tl_vkey vk;
+	struct tl_note n;
+	static uint8_t blob[4000];
+	char b64[5400 + 1];
+	char *text = malloc(16000);
+
+	(void)state;
+	vkey(&vk, SS_VKEY);
+	memset(blob, 0x5a, sizeof blob);
+	tl_b64_encode(b64, blob, sizeof blob);
+	snprintf(text, 16000, "%s\n%s\xe2\x80\x94 pq.example/key %s\n", SS_TEXT, SS_SIG, b64);
+	assert_int_equal(parse(&n, text), 0);
+	assert_int_equal((int)n.nsigs, 2);
+	assert_int_equal((int)n.sigs[1].bloblen, 0);
+	assert_memory_equal(n.sigs[1].id, blob, 4);
+	assert_int_equal(tl_note_verify(&n, &vk), 0);
+	tl_note_release(&n);
+	/* The same line with one character that is not base64. */
+	b64[100] = '*';
+	snprintf(text, 16000, "%s\n%s\xe2\x80\x94 pq.example/key %s\n", SS_TEXT, SS_SIG, b64);
+	assert_int_equal(parse(&n, text), TL_EFORMAT);
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -815,6 +851,7 @@ int main(void)
 	        cmocka_unit_test(sign_refuses_bad_input),
 	        cmocka_unit_test(checkpoints_strict),
 	        cmocka_unit_test(tlog_proofs_strict),
+	        cmocka_unit_test(long_unknown_signature_ignored),
 	};
 
 	if (tl_init() != 0)
