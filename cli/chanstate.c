@@ -41,7 +41,8 @@ void cli_chanstate_release(struct cli_chanstate *cs)
 
 /* The state of the authors' claims (no witnessed times), with the place
  * of a record the builder refuses. Exit code. */
-static int build_claimed(struct cli *c, struct cli_chanstate *cs, struct tl_state **out)
+static int build_claimed(struct cli *c, struct cli_chanstate *cs, unsigned how,
+                         struct tl_state **out)
 {
 	struct tl_state_builder *b = NULL;
 	int rc;
@@ -56,6 +57,8 @@ static int build_claimed(struct cli *c, struct cli_chanstate *cs, struct tl_stat
 				tl_state_builder_free(b);
 				if (rc == TL_ENOMEM)
 					return cli_fail(c, EXIT_ENV, "out of memory");
+				if (how & CLI_CS_QUIET)
+					return EXIT_INVALID;
 				return cli_fail(c, EXIT_INVALID, "feed %s: seq %zu: %s",
 				                cs->feed[k].origin, i, tl_strerror(rc));
 			}
@@ -94,60 +97,43 @@ static int witness_flags(struct cli *c, struct cli_chanstate *cs, int *quorum)
 	return 0;
 }
 
-int cli_chanstate_load(struct cli *c, const char *which, uint64_t at_ms, struct cli_chanstate *cs)
+static int load_feed(struct cli *c, const struct tl_feed *f, struct cli_loaded *l)
+{
+	int rc = cli_loaded_read(c->store, f, l);
+
+	if (rc == TL_ENOMEM)
+		return cli_fail(c, EXIT_ENV, "out of memory reading feed %s", f->origin);
+	return rc ? cli_store_fail(c, rc) : 0;
+}
+
+/* Witness set, witnessed times, both states, lateness: the feeds are loaded. */
+static int evaluate(struct cli *c, struct cli_chanstate *cs, int quorum, unsigned how)
 {
 	struct tl_wtime_opts wo = {0};
 	struct cli_feed_in fin[2];
 	struct tl_state *claimed = NULL;
 	uint64_t now = cli_now_ms();
-	int rc, quorum;
-
-	memset(cs, 0, sizeof *cs);
-	cs->at_ms = at_ms;
-	cs->skew_s = TL_WTIME_SKEW_DEFAULT;
-	if ((rc = witness_flags(c, cs, &quorum)) != 0)
-		goto fail;
-	if ((rc = cli_own_feed(c, which, NULL, NULL, &cs->own)) != 0)
-		goto fail;
-	tl_origin_format(cs->peer_origin, cs->own.peer, cs->own.o.channel);
-	if ((rc = cli_loaded_read(c->store, &cs->own, &cs->feed[0])) != 0) {
-		rc = rc == TL_ENOMEM ? cli_fail(c, EXIT_ENV, "out of memory")
-		                     : cli_store_fail(c, rc);
-		goto fail;
-	}
-	{
-		struct tl_feed theirs;
-		rc = tl_store_feed_get(c->store, cs->peer_origin, &theirs);
-		if (rc == 0) {
-			cs->have_peer = 1;
-			rc = cli_loaded_read(c->store, &theirs, &cs->feed[1]);
-		} else if (rc == TL_ENOTFOUND) {
-			rc = 0; /* nothing received from the other side yet */
-		}
-		if (rc) {
-			rc = rc == TL_ENOMEM ? cli_fail(c, EXIT_ENV, "out of memory")
-			                     : cli_store_fail(c, rc);
-			goto fail;
-		}
-	}
+	int rc;
 
 	/* The witness set: the flags, else the agreed terms in force. */
 	if (cs->wsrc == CLI_WSRC_NONE) {
-		if ((rc = build_claimed(c, cs, &claimed)) != 0)
-			goto fail;
 		int tq = 0;
-		if (cli_terms_witnesses(claimed, &cs->wits, &cs->nwits, &tq) != 0) {
-			rc = cli_fail(c, EXIT_ENV, "out of memory");
-			goto fail;
+		if ((rc = build_claimed(c, cs, how, &claimed)) != 0)
+			return rc;
+		if (!(how & CLI_CS_CLAIMED) &&
+		    cli_terms_witnesses(claimed, &cs->wits, &cs->nwits, &tq) != 0) {
+			tl_state_free(claimed);
+			return cli_fail(c, EXIT_ENV, "out of memory");
 		}
 		if (cs->nwits) {
 			cs->wsrc = CLI_WSRC_TERMS;
 			if (quorum > (int)cs->nwits) {
-				rc = cli_usage(c,
-				               "--quorum %d is more than the %zu witness key(s) of "
-				               "the agreed terms",
-				               quorum, cs->nwits);
-				goto fail;
+				tl_state_free(claimed);
+				return cli_usage(
+				        c,
+				        "--quorum %d is more than the %zu witness key(s) of "
+				        "the agreed terms",
+				        quorum, cs->nwits);
 			}
 			quorum = quorum >= 0 ? quorum : tq;
 		}
@@ -156,39 +142,84 @@ int cli_chanstate_load(struct cli *c, const char *which, uint64_t at_ms, struct 
 		/* Nothing can be witnessed: the claims are the state. */
 		cs->e.nfeeds = 1 + (size_t)cs->have_peer;
 		cs->e.ws = claimed;
-		claimed = NULL;
-		if ((rc = tl_late_eval(&cs->e.late, cs->e.ws, cs->e.ws, NULL, NULL, at_ms)) != 0) {
-			rc = cli_fail(c, EXIT_ENV, "computing lateness: %s", tl_strerror(rc));
-			goto fail;
-		}
-		goto done;
+		if ((rc = tl_late_eval(&cs->e.late, cs->e.ws, cs->e.ws, NULL, NULL, cs->at_ms)) !=
+		    0)
+			return cli_fail(c, EXIT_ENV, "computing lateness: %s", tl_strerror(rc));
+		return 0;
 	}
 	tl_state_free(claimed);
-	claimed = NULL;
 	cs->quorum = quorum > 0 ? (unsigned)quorum : 0;
 	wo.witnesses = cs->wits;
 	wo.nwitnesses = cs->nwits;
 	wo.quorum = cs->quorum;
 	wo.skew_s = cs->skew_s;
-	wo.now_s = (at_ms > now ? at_ms : now) / 1000;
+	wo.now_s = (cs->at_ms > now ? cs->at_ms : now) / 1000;
 	fin[0] = cs->feed[0].in;
 	fin[1] = cs->feed[1].in;
-	if ((rc = cli_chan_eval(&cs->e, fin, 1 + (size_t)cs->have_peer, &wo, at_ms)) != 0) {
+	if ((rc = cli_chan_eval(&cs->e, fin, 1 + (size_t)cs->have_peer, &wo, cs->at_ms)) != 0) {
 		if (rc == TL_ENOMEM)
-			rc = cli_fail(c, EXIT_ENV, "out of memory computing witnessed times");
-		else
-			rc = cli_fail(c, EXIT_INVALID, "feed %s: seq %zu: %s",
-			              fin[cs->e.bad_feed].origin, cs->e.bad_seq, tl_strerror(rc));
+			return cli_fail(c, EXIT_ENV, "out of memory computing witnessed times");
+		if (how & CLI_CS_QUIET)
+			return EXIT_INVALID;
+		return cli_fail(c, EXIT_INVALID, "feed %s: seq %zu: %s", fin[cs->e.bad_feed].origin,
+		                cs->e.bad_seq, tl_strerror(rc));
+	}
+	return 0;
+}
+
+int cli_chanstate_feeds(struct cli *c, const struct tl_feed *feeds, size_t n, uint64_t at_ms,
+                        unsigned how, struct cli_chanstate *cs)
+{
+	int rc, quorum = -1;
+
+	memset(cs, 0, sizeof *cs);
+	cs->at_ms = at_ms;
+	cs->skew_s = TL_WTIME_SKEW_DEFAULT;
+	if (!(how & CLI_CS_CLAIMED) && (rc = witness_flags(c, cs, &quorum)) != 0)
+		goto fail;
+	if (n < 1 || n > 2) {
+		rc = cli_fail(c, EXIT_INVALID, "a channel has two feeds, not %zu", n);
 		goto fail;
 	}
-done:
+	cs->own = feeds[0];
+	if (n == 2)
+		memcpy(cs->peer_origin, feeds[1].origin, sizeof cs->peer_origin);
+	else
+		tl_origin_format(cs->peer_origin, feeds[0].peer, feeds[0].o.channel);
+	if ((rc = load_feed(c, &feeds[0], &cs->feed[0])) != 0)
+		goto fail;
+	if (n == 2) {
+		cs->have_peer = 1;
+		if ((rc = load_feed(c, &feeds[1], &cs->feed[1])) != 0)
+			goto fail;
+	}
+	if ((rc = evaluate(c, cs, quorum, how)) != 0)
+		goto fail;
 	cs->st = cs->e.ws;
 	cs->claimed = cs->e.cs ? cs->e.cs : cs->e.ws;
 	return 0;
 fail:
-	tl_state_free(claimed);
 	cli_chanstate_release(cs);
 	return rc;
+}
+
+int cli_chanstate_load(struct cli *c, const char *which, uint64_t at_ms, struct cli_chanstate *cs)
+{
+	struct tl_feed f[2];
+	char peer[TL_ORIGIN_LEN + 1];
+	size_t n = 1;
+	int rc;
+
+	memset(cs, 0, sizeof *cs);
+	if ((rc = cli_own_feed(c, which, NULL, NULL, &f[0])) != 0)
+		return rc;
+	tl_origin_format(peer, f[0].peer, f[0].o.channel);
+	rc = tl_store_feed_get(c->store, peer, &f[1]);
+	if (rc == 0)
+		n = 2;
+	else if (rc != TL_ENOTFOUND) /* not found: nothing received from the other side yet */
+		return cli_store_fail(c, rc);
+	return cli_chanstate_feeds(c, f, n, at_ms, 0, cs);
 }
 
 int cli_channel_state(struct cli *c, const char *which, uint64_t at_ms, struct tl_feed *own,
@@ -277,7 +308,7 @@ static json_t *jfact(const struct tl_fact *f)
 
 void cli_late_text(const struct tl_late *l, char *claimed, char *proven, size_t cap)
 {
-	char t[32], d[32];
+	char t[32], d[32], words[64];
 
 	switch (l->claimed) {
 	case TL_VERDICT_ON_TIME:
@@ -298,37 +329,33 @@ void cli_late_text(const struct tl_late *l, char *claimed, char *proven, size_t 
 	case TL_VERDICT_ON_TIME:
 		cli_time_iso(t, l->answer.existed_by_ms);
 		cli_time_iso(d, l->deadline_ms);
-		snprintf(proven, cap,
-		         "ON TIME, proven: the answer existed by %s, deadline %s", t, d);
+		snprintf(proven, cap, "ON TIME, proven: the answer existed by %s, deadline %s", t,
+		         d);
 		break;
 	case TL_VERDICT_LATE:
 		cli_time_iso(t, l->late_by_ms);
+		cli_late_words(words, l->deadline_ms, l->late_by_ms);
 		if (!l->answer_kind)
 			snprintf(proven, cap,
-			         "LATE by at least %" PRIu64
-			         " day(s), proven: the witnesses saw the customer's feed "
-			         "still without an answer at %s",
-			         l->days_late, t);
+			         "%s, proven: the witnesses saw the customer's feed still without "
+			         "an answer at %s",
+			         words, t);
 		else if (l->late_by_ms == l->absent_at_ms)
 			snprintf(proven, cap,
-			         "LATE by at least %" PRIu64
-			         " day(s), proven: the witnesses saw the customer's feed "
-			         "without the answer at %s",
-			         l->days_late, t);
+			         "%s, proven: the witnesses saw the customer's feed without the "
+			         "answer at %s",
+			         words, t);
 		else
-			snprintf(proven, cap,
-			         "LATE by at least %" PRIu64
-			         " day(s), proven: the answer was written after %s",
-			         l->days_late, t);
+			snprintf(proven, cap, "%s, proven: the answer was written after %s", words, t);
 		break;
 	case TL_VERDICT_NOT_PROVEN:
 		snprintf(proven, cap, "not proven (%s)",
-		         l->conflict      ? "the witnesses contradict each other"
+		         l->conflict       ? "the witnesses contradict each other"
 		         : !l->deadline_ms ? "the deadline itself is not witnessed"
 		         : l->answer_kind  ? "the answer has no witnessed time, and no quorum "
-		                            "saw the feed without it after the deadline"
-		                          : "no quorum has seen the customer's feed since the "
-		                            "deadline");
+		                             "saw the feed without it after the deadline"
+		                           : "no quorum has seen the customer's feed since the "
+		                             "deadline");
 		break;
 	default:
 		snprintf(proven, cap, "-");
@@ -336,15 +363,23 @@ void cli_late_text(const struct tl_late *l, char *claimed, char *proven, size_t 
 	}
 }
 
-/* Short forms for the list: "on time", "late 3d", "not proven", "-". */
-static void short_text(enum tl_verdict v, uint64_t days, int answered, char *out, size_t cap)
+/* Short forms for the list: "on time", "late 3d" (claimed: started days
+ * past the deadline), "late >4d" (proven: more than 4 whole days past the
+ * deadline, a lower bound; "late" when under a day), "not proven", "-". */
+static void short_text(enum tl_verdict v, uint64_t days, int answered, int bound, char *out,
+                       size_t cap)
 {
+	const char *what = answered ? "late" : "overdue";
+
 	switch (v) {
 	case TL_VERDICT_ON_TIME:
 		snprintf(out, cap, "on time");
 		break;
 	case TL_VERDICT_LATE:
-		snprintf(out, cap, "%s %" PRIu64 "d", answered ? "late" : "overdue", days);
+		if (bound && days == 0)
+			snprintf(out, cap, "%s", what);
+		else
+			snprintf(out, cap, "%s %s%" PRIu64 "d", what, bound ? ">" : "", days);
 		break;
 	case TL_VERDICT_NOT_PROVEN:
 		snprintf(out, cap, "not proven");
@@ -357,21 +392,20 @@ static void short_text(enum tl_verdict v, uint64_t days, int answered, char *out
 
 void cli_late_short(const struct tl_late *l, char *claimed, char *proven, size_t cap)
 {
-	char p[32];
-
-	short_text(l->claimed, l->claimed_days_late, l->answer_kind != 0, claimed, cap);
-	short_text(l->witnessed, l->days_late, l->answer_kind != 0, p, sizeof p);
-	/* Proven lateness is a lower bound. */
-	snprintf(proven, cap, "%s%s", l->witnessed == TL_VERDICT_LATE ? ">=" : "", p);
+	short_text(l->claimed, l->claimed_days_late, l->answer_kind != 0, 0, claimed, cap);
+	uint64_t whole = l->late_by_ms > l->deadline_ms
+	                         ? (l->late_by_ms - l->deadline_ms) / TL_DAY_MS
+	                         : 0;
+	short_text(l->witnessed, whole, l->answer_kind != 0, 1, proven, cap);
 }
 
 json_t *cli_late_json(const struct cli_chanstate *cs, size_t i)
 {
 	const struct tl_late *l = &cs->e.late[i];
-	char ct[160], wt[256];
+	char ct[256], wt[256];
 	json_t *o = json_object(), *ans = jfact(&l->answer), *dl, *w;
 
-	cli_late_text(l, ct, wt, sizeof ct < sizeof wt ? sizeof ct : sizeof wt);
+	cli_late_text(l, ct, wt, sizeof ct);
 	if (l->answer.present)
 		json_object_set_new(ans, "kind",
 		                    json_string(l->answer_kind == 1 ? "confirm" : "dispute"));
@@ -410,8 +444,8 @@ json_t *cli_witnesses_json(const struct cli_chanstate *cs)
 	                 cs->wsrc == CLI_WSRC_FLAGS   ? "flags"
 	                 : cs->wsrc == CLI_WSRC_TERMS ? "terms"
 	                                              : "none",
-	                 (json_int_t)cs->quorum, "keys", keys, "skew_s", (json_int_t)cs->skew_s,
-	                 "issues", issues);
+	                 "quorum", (json_int_t)cs->quorum, "keys", keys, "skew_s",
+	                 (json_int_t)cs->skew_s, "issues", issues);
 }
 
 void cli_witnesses_print(const struct cli_chanstate *cs, const char *indent)
@@ -468,7 +502,7 @@ void cli_late_print(const struct cli_chanstate *cs, size_t i, const char *indent
 	print_fact("sent", &l->sent, indent);
 	print_fact("seen", &l->seen, indent);
 	print_fact("viewed", &l->viewed, indent);
-	print_fact(!l->answer.present     ? "answer"
+	print_fact(!l->answer.present    ? "answer"
 	           : l->answer_kind == 1 ? "confirmed"
 	                                 : "disputed",
 	           &l->answer, indent);

@@ -87,6 +87,12 @@ int cli_checkpoint_current(struct cli *c, const struct tl_feed *f, struct tl_buf
 int cli_read_file(struct cli *c, const char *path, size_t max, struct tl_buf *out);
 
 void cli_time_iso(char out[32], uint64_t ms);
+/* A duration for people, truncated to its two largest units: "4 d 0 h",
+ * "5 h 3 min", "12 min", "42 s". */
+void cli_duration(char out[32], uint64_t ms);
+/* How late, by the witnesses: "LATE" or "LATE by more than <duration>"
+ * when the evidence time is after the deadline (a lower bound). */
+void cli_late_words(char out[64], uint64_t deadline_ms, uint64_t evidence_ms);
 uint64_t cli_now_ms(void);
 
 /* Appends one entry to an own feed, through the running node if there is
@@ -254,6 +260,14 @@ struct cli_chanstate {
  * quorum), else none. Store must be open. Exit code (errors printed); on
  * success release with cli_chanstate_release. */
 int cli_chanstate_load(struct cli *c, const char *which, uint64_t at_ms, struct cli_chanstate *cs);
+/* The same from the channel's stored feeds (n 1 or 2, any of them own or
+ * not; feeds[0] becomes cs->own). how: CLI_CS_CLAIMED ignores witnesses
+ * (the claims only: no flags read, nothing witnessed); CLI_CS_QUIET fails
+ * with EXIT_INVALID and no message when the feeds do not build a state. */
+#define CLI_CS_CLAIMED 1u
+#define CLI_CS_QUIET   2u
+int cli_chanstate_feeds(struct cli *c, const struct tl_feed *feeds, size_t n, uint64_t at_ms,
+                        unsigned how, struct cli_chanstate *cs);
 void cli_chanstate_release(struct cli_chanstate *cs);
 /* "witnessed", "seen_witnessed", "seen_claimed", "claimed". */
 const char *cli_time_src_code(enum tl_time_src s);

@@ -248,7 +248,7 @@ static void claimed_text(const struct tl_late *l, int answered, char *out, size_
 
 static void witnessed_text(const struct tl_late *l, char *out, size_t cap)
 {
-	char t[32];
+	char t[32], words[64];
 
 	switch (l->witnessed) {
 	case TL_VERDICT_ON_TIME:
@@ -256,10 +256,9 @@ static void witnessed_text(const struct tl_late *l, char *out, size_t cap)
 		break;
 	case TL_VERDICT_LATE:
 		cli_time_iso(t, l->late_by_ms);
-		snprintf(out, cap,
-		         "LATE by at least %" PRIu64
-		         " day(s) (proven: %s at %s, after the deadline)",
-		         l->days_late, l->answer_kind ? "not yet written" : "still unanswered", t);
+		cli_late_words(words, l->deadline_ms, l->late_by_ms);
+		snprintf(out, cap, "%s (proven: %s at %s, after the deadline)", words,
+		         l->answer_kind ? "not yet written" : "still unanswered", t);
 		break;
 	case TL_VERDICT_NOT_PROVEN:
 		snprintf(out, cap, "not proven%s%s",

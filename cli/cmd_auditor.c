@@ -10,12 +10,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#define AUDITOR_USAGE                                                                           \
-	"usage: tally auditor admit --channel C --key HEX [--name N] [--book B]\n"              \
-	"       tally auditor revoke --channel C --key HEX [--book B]\n"                        \
-	"       tally auditor list --channel C [--book B] [--json]\n"                           \
-	"       tally auditor follow --book B --channel C --supplier PK --customer PK\n"        \
-	"                            --peer PK@HOST:PORT [--label L]\n"                         \
+#define AUDITOR_USAGE                                                                    \
+	"usage: tally auditor admit --channel C --key HEX [--name N] [--book B]\n"       \
+	"       tally auditor revoke --channel C --key HEX [--book B]\n"                 \
+	"       tally auditor list --channel C [--book B] [--json]\n"                    \
+	"       tally auditor follow --book B --channel C --supplier PK --customer PK\n" \
+	"                            --peer PK@HOST:PORT [--label L]\n"                  \
 	"       tally auditor following [--json]"
 
 /* 64 hex digits of a public key into pk; lower receives the lowercase form. */
@@ -114,7 +114,8 @@ static int auditor_admit(struct cli *c, int admit)
 		return rc;
 	if (name && (!*name || strlen(name) > TL_AUDITOR_NAME_MAX))
 		return cli_usage(c, "--name must be 1-%d bytes", TL_AUDITOR_NAME_MAX);
-	if ((rc = cli_open_store(c, 0)) != 0 || (rc = cli_own_feed(c, channel, book, NULL, &f)) != 0)
+	if ((rc = cli_open_store(c, 0)) != 0 ||
+	    (rc = cli_own_feed(c, channel, book, NULL, &f)) != 0)
 		return rc;
 	if (memcmp(key, f.o.pk, TL_PUB_LEN) == 0 || memcmp(key, f.peer, TL_PUB_LEN) == 0)
 		return cli_fail(c, EXIT_INVALID,
@@ -160,7 +161,8 @@ static int auditor_list(struct cli *c)
 	int rc;
 	if (c->npos || !channel)
 		return cli_usage(c, AUDITOR_USAGE);
-	if ((rc = cli_open_store(c, 0)) != 0 || (rc = cli_own_feed(c, channel, book, NULL, &f)) != 0)
+	if ((rc = cli_open_store(c, 0)) != 0 ||
+	    (rc = cli_own_feed(c, channel, book, NULL, &f)) != 0)
 		return rc;
 	if ((rc = roll_read(c, &f, &r)) != 0)
 		return rc;
@@ -177,7 +179,8 @@ static int auditor_list(struct cli *c)
 			                      (json_int_t)w->admit_seq, "admit_time_ms",
 			                      (json_int_t)w->admit_ms);
 			if (!w->admitted)
-				json_object_set_new(o, "revoke_seq", json_integer((json_int_t)w->revoke_seq));
+				json_object_set_new(o, "revoke_seq",
+				                    json_integer((json_int_t)w->revoke_seq));
 			if (!w->admitted)
 				json_object_set_new(o, "revoke_time_ms",
 				                    json_integer((json_int_t)w->revoke_ms));
@@ -239,10 +242,11 @@ static int auditor_follow(struct cli *c)
 		uint8_t want[TL_CHANNEL_LEN];
 		tl_channel_id(want, sup, cus, label, strlen(label));
 		if (memcmp(want, ch, TL_CHANNEL_LEN) != 0)
-			return cli_fail(c, EXIT_INVALID,
-			                "channel %s is not the channel of these two books with label "
-			                "'%s'",
-			                channel, label);
+			return cli_fail(
+			        c, EXIT_INVALID,
+			        "channel %s is not the channel of these two books with label "
+			        "'%s'",
+			        channel, label);
 	}
 	if ((rc = cli_open_store(c, 0)) != 0)
 		return rc;
@@ -279,8 +283,7 @@ static int auditor_follow(struct cli *c)
 		json_decref(o);
 	} else {
 		printf("%s\n%s\n", origins[0], origins[1]);
-		fprintf(stderr,
-		        "book %s follows channel %s read-only from %.16s… at %s%s\n", book,
+		fprintf(stderr, "book %s follows channel %s read-only from %.16s… at %s%s\n", book,
 		        channel, hex, at + 1,
 		        fd >= 0 ? "" : " (tallyd is not running: replication starts with it)");
 	}
@@ -308,11 +311,11 @@ static int auditor_following(struct cli *c)
 		tl_hex_encode(src, f->peer, TL_PUB_LEN);
 		tl_hex_encode(ch, f->o.channel, TL_CHANNEL_LEN);
 		if (c->json)
-			json_array_append_new(
-			        arr, json_pack("{s:s,s:s,s:s,s:s,s:I,s:b}", "origin", f->origin,
-			                       "channel", ch, "book", f->book, "from", src, "size",
-			                       (json_int_t)f->head.size, "forked",
-			                       (f->flags & TL_FEED_FORKED) != 0));
+			json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:I,s:b}", "origin",
+			                                     f->origin, "channel", ch, "book",
+			                                     f->book, "from", src, "size",
+			                                     (json_int_t)f->head.size, "forked",
+			                                     (f->flags & TL_FEED_FORKED) != 0));
 		else
 			printf("%s  %llu entries  book %s  from %.16s…%s\n", f->origin,
 			       (unsigned long long)f->head.size, f->book, src,
@@ -332,9 +335,9 @@ static int auditor_following(struct cli *c)
 
 int cmd_auditor(int argc, char **argv)
 {
-	static const char *const allowed[] = {"--channel",  "--key",      "--name",
-	                                      "--book",     "--supplier", "--customer",
-	                                      "--peer",     "--label",    NULL};
+	static const char *const allowed[] = {"--channel", "--key",      "--name",
+	                                      "--book",    "--supplier", "--customer",
+	                                      "--peer",    "--label",    NULL};
 	struct cli c = {.cmd = "auditor"};
 	int rc;
 	if (argc < 1)

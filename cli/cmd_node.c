@@ -330,9 +330,9 @@ static int channel_state(struct cli *c, const char *which)
 			json_object_set_new(o, "witnessed", json_null());
 		} else {
 			/* The audit's per-statement report, as tally audit prints it. */
-			json_t *w = json_pack("{s:i,s:i,s:b}", "quorum", (int)cs.quorum,
-			                      "witnesses", (int)cs.nwits, "from_terms",
-			                      cs.wsrc == CLI_WSRC_TERMS);
+			json_t *w =
+			        json_pack("{s:i,s:i,s:b}", "quorum", (int)cs.quorum, "witnesses",
+			                  (int)cs.nwits, "from_terms", cs.wsrc == CLI_WSRC_TERMS);
 			cli_chan_eval_print(&cs.e, 1, w);
 			json_object_set_new(o, "witnessed", w);
 		}

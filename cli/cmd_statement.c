@@ -5,8 +5,8 @@
  *   tally statement list     the inbox / outbox with status and deadline
  *   tally statement show     one statement: lines, aging, status, timeline
  *   tally statement export   a self-contained file for air-gapped signing
- * and the plumbing the other reconciliation commands share (channel state,
- * statement lookup, times and amounts). Nothing is appended while any input
+ * and the plumbing the other reconciliation commands share (statement
+ * lookup, times and amounts; the channel state is cli/chanstate.c). Nothing is appended while any input
  * is wrong: every problem is listed first.
  */
 #include "cli.h"
@@ -622,8 +622,15 @@ static int statement_show(struct cli *c)
 		cli_amount(a, t->opening, cur);
 		cli_amount(b, t->closing, cur);
 		printf("  opening %s  closing %s  (%zu lines)\n", a, b, t->nlines);
-		printf("  status: %s%s\n", tl_stmt_status_name(t->status),
-		       t->late ? " (answered after the deadline)" : "");
+		{
+			const struct tl_late *lt = &cs.e.late[ti];
+			printf("  status: %s%s\n", tl_stmt_status_name(t->status),
+			       lt->witnessed == TL_VERDICT_LATE ? " (late: proven)"
+			       : lt->claimed == TL_VERDICT_LATE
+			               ? " (late by the claimed times; not proven)"
+			       : t->late ? " (witnessed after the deadline; lateness not proven)"
+			                 : "");
+		}
 		printf("  deadline: %s (counted from %s%s)\n", when, time_src_name(t->deadline_src),
 		       t->deadline_src == TL_TIME_WITNESSED ||
 		                       t->deadline_src == TL_TIME_SEEN_WITNESSED
@@ -783,9 +790,9 @@ out:
 int cmd_statement(int argc, char **argv)
 {
 	static const char *const allowed[] = {
-	        "--channel",  "--id",         "--currency", "--from", "--to", "--date", "--opening",
-	        "--encoding", "--supersedes", "--version",  "--line", "--at", "-o",
-	        "--witness",  "--quorum",     NULL};
+	        "--channel", "--id",       "--currency",   "--from",    "--to",   "--date",
+	        "--opening", "--encoding", "--supersedes", "--version", "--line", "--at",
+	        "-o",        "--witness",  "--quorum",     NULL};
 	static const char *const flags[] = {"--signed", "--dry-run", "--incoming", "--outgoing",
 	                                    NULL};
 	static const struct {

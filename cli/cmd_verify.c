@@ -53,43 +53,34 @@ static int channel_feeds(struct cli *c, const char *which, struct tl_feed **out,
 static int terms_witnesses(struct cli *c, const struct tl_feed *feeds, int n, char ***out,
                            size_t *nw, int *quorum)
 {
-	struct cli_loaded l[2];
-	struct tl_state_feed sf[2];
-	struct tl_state *st = NULL;
+	struct cli_chanstate cs;
+	const struct tl_terms *t;
 	int rc = 0;
 
 	*out = NULL;
 	*nw = 0;
 	*quorum = 0;
-	memset(l, 0, sizeof l);
-	memset(sf, 0, sizeof sf);
-	for (int k = 0; k < n && k < 2; k++) {
-		if ((rc = cli_loaded_read(c->store, &feeds[k], &l[k])) != 0) {
-			rc = cli_store_fail(c, rc);
-			goto out;
-		}
-		sf[k] = (struct tl_state_feed){l[k].recs, l[k].lens, NULL, l[k].n};
-	}
-	if (tl_state_compute(&st, &sf[0], &sf[1], NULL, cli_now_ms()) != 0) {
-		rc = 0; /* a channel whose state cannot be computed names no witnesses */
-		goto out;
-	}
-	if (!st->in_force.unilateral && st->in_force.nwitnesses) {
-		*out = calloc(st->in_force.nwitnesses, sizeof **out);
+	rc = cli_chanstate_feeds(c, feeds, n < 2 ? (size_t)n : 2, cli_now_ms(),
+	                         CLI_CS_CLAIMED | CLI_CS_QUIET, &cs);
+	if (rc == EXIT_INVALID)
+		return 0; /* a channel whose state cannot be computed names no witnesses */
+	if (rc)
+		return rc;
+	t = &cs.claimed->in_force;
+	if (!t->unilateral && t->nwitnesses) {
+		*out = calloc(t->nwitnesses, sizeof **out);
 		if (!*out) {
 			rc = cli_fail(c, EXIT_ENV, "out of memory");
 			goto out;
 		}
-		*nw = st->in_force.nwitnesses;
-		for (size_t i = 0; i < st->in_force.nwitnesses; i++)
-			if (!((*out)[i] = strdup(st->in_force.witnesses[i])))
+		*nw = t->nwitnesses;
+		for (size_t i = 0; i < t->nwitnesses; i++)
+			if (!((*out)[i] = strdup(t->witnesses[i])))
 				rc = cli_fail(c, EXIT_ENV, "out of memory");
-		*quorum = (int)st->in_force.quorum;
+		*quorum = (int)t->quorum;
 	}
 out:
-	tl_state_free(st);
-	for (int k = 0; k < 2; k++)
-		cli_loaded_release(&l[k]);
+	cli_chanstate_release(&cs);
 	return rc;
 }
 

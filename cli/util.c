@@ -1,6 +1,8 @@
 /* util.c — shared plumbing of the tally commands; see cli.h. */
 #include "cli.h"
 
+#include <inttypes.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
@@ -346,6 +348,32 @@ int cli_read_file(struct cli *c, const char *path, size_t max, struct tl_buf *ou
 	else
 		tl_buf_cstr(out);
 	return rc;
+}
+
+void cli_duration(char out[32], uint64_t ms)
+{
+	uint64_t s = ms / 1000, d = s / 86400, h = s % 86400 / 3600, m = s % 3600 / 60;
+
+	if (d)
+		snprintf(out, 32, "%" PRIu64 " d %" PRIu64 " h", d, h);
+	else if (h)
+		snprintf(out, 32, "%" PRIu64 " h %" PRIu64 " min", h, m);
+	else if (m)
+		snprintf(out, 32, "%" PRIu64 " min", m);
+	else
+		snprintf(out, 32, "%" PRIu64 " s", s);
+}
+
+void cli_late_words(char out[64], uint64_t deadline_ms, uint64_t evidence_ms)
+{
+	char d[32];
+
+	if (evidence_ms <= deadline_ms) {
+		snprintf(out, 64, "LATE");
+		return;
+	}
+	cli_duration(d, evidence_ms - deadline_ms);
+	snprintf(out, 64, "LATE by more than %s", d);
 }
 
 void cli_time_iso(char out[32], uint64_t ms)

@@ -197,7 +197,7 @@ struct tl_late {
 	uint64_t deadline_ms;
 	enum tl_time_src deadline_src;
 	enum tl_verdict witnessed;
-	uint64_t days_late;    /* LATE: at least this many days (proven) */
+	uint64_t days_late;    /* LATE: started days past the deadline at the evidence time */
 	uint64_t late_by_ms;   /* the evidence: absent at, or written not before */
 	uint64_t absent_at_ms; /* quorum time at which the answer was not in the feed */
 	int conflict;          /* the witnesses prove both on time and late */

@@ -27,7 +27,8 @@ int tl_auditor_event_decode(const struct tl_entry *e, struct tl_auditor_event *e
 	json_t *name = json_object_get(b, "name");
 	int rc = TL_EFORMAT;
 	/* Lowercase only: one spelling per key, as in origins. */
-	if (key && strlen(key) == 2 * TL_PUB_LEN && strspn(key, "0123456789abcdef") == 2 * TL_PUB_LEN &&
+	if (key && strlen(key) == 2 * TL_PUB_LEN &&
+	    strspn(key, "0123456789abcdef") == 2 * TL_PUB_LEN &&
 	    tl_hex_decode(ev->key, TL_PUB_LEN, key, 2 * TL_PUB_LEN) == 0 &&
 	    (!name || (json_is_string(name) && json_string_length(name) <= TL_AUDITOR_NAME_MAX))) {
 		if (name)
@@ -258,8 +259,8 @@ static int pack_write(void *data, const char *buf, size_t len)
 	return tl_buf_add(data, buf, len) == 0 ? 0 : -1;
 }
 
-int tl_auditor_relay(struct tl_store *s, const struct tl_feed *f, uint64_t from,
-                     struct tl_buf *msg, uint64_t *end)
+int tl_auditor_relay(struct tl_store *s, const struct tl_feed *f, uint64_t from, struct tl_buf *msg,
+                     uint64_t *end)
 {
 	struct cp_sizes *cs = calloc(1, sizeof *cs);
 	struct tl_buf data, note;

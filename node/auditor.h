@@ -76,8 +76,8 @@ int tl_auditors_feeds(const struct tl_auditors *a, struct tl_store *s, const cha
  * (nothing to relay yet); TL_ETOOBIG when even the smallest such batch does
  * not fit in a frame.
  */
-int tl_auditor_relay(struct tl_store *s, const struct tl_feed *f, uint64_t from,
-                     struct tl_buf *msg, uint64_t *end) TL_WUR;
+int tl_auditor_relay(struct tl_store *s, const struct tl_feed *f, uint64_t from, struct tl_buf *msg,
+                     uint64_t *end) TL_WUR;
 
 /* ---------------------------------------------------- the auditor's side */
 

@@ -397,7 +397,7 @@ struct node {
 	int lockfd;
 	char sock_path[4200];
 	char addr_path[4200];
-	struct tl_blob_repl *blobs; /* blob_repl.c: vouchers on demand */
+	struct tl_blob_repl *blobs;   /* blob_repl.c: vouchers on demand */
 	struct tl_auditors *auditors; /* admissions of auditors to own feeds */
 };
 
@@ -502,8 +502,8 @@ static void send_heads(struct peer *p, int ask)
 	/* An auditor gets, per channel that admits it, both feeds (a cursor
 	 * each: the counterparty's feed is relayed). */
 	if (p->audit) {
-		if (tl_auditors_feeds(p->n->auditors, p->n->store, p->book->name, p->remote,
-		                      &feeds, &nf) != 0)
+		if (tl_auditors_feeds(p->n->auditors, p->n->store, p->book->name, p->remote, &feeds,
+		                      &nf) != 0)
 			return;
 		k = nf;
 	} else if (tl_store_feed_list(p->n->store, &feeds, &nf) != 0)
@@ -1366,8 +1366,8 @@ static int auditor_admit(struct peer *p)
 	if (k == 0)
 		return 0;
 	p->audit = 1;
-	logm(2, "auditor %s… (%s) admitted read-only to %zu channel(s) of book %s", rh, p->addr,
-	     k, p->book->name);
+	logm(2, "auditor %s… (%s) admitted read-only to %zu channel(s) of book %s", rh, p->addr, k,
+	     p->book->name);
 	return 1;
 }
 
@@ -1388,7 +1388,8 @@ static void auditors_changed(struct node *n, const struct tl_item *items, size_t
 			continue;
 		short_hex(rh, p->remote);
 		if (tl_auditors_admitted(n->auditors, p->book->name, p->remote) == 0) {
-			logm(1, "auditor %s… (%s): admission to book %s revoked: closing its session",
+			logm(1,
+			     "auditor %s… (%s): admission to book %s revoked: closing its session",
 			     rh, p->addr, p->book->name);
 			peer_close(p, "auditor admission revoked");
 		} else {
@@ -2663,10 +2664,13 @@ static json_t *status_json(struct node *n)
 		if (p->state != P_OPEN)
 			continue;
 		tl_hex_encode(hex, p->remote, 32);
-		json_array_append_new(peers,
-		                      json_pack("{s:s,s:s,s:s,s:b,s:I}", "peer", hex, "book",
-		                                p->book->name, "addr", p->addr, "outbound",
-		                                p->outbound, "queued", (json_int_t)p->wqueued));
+		json_array_append_new(
+		        peers, json_pack("{s:s,s:s,s:s,s:b,s:I,s:s}", "peer", hex, "book",
+		                         p->book->name, "addr", p->addr, "outbound", p->outbound,
+		                         "queued", (json_int_t)p->wqueued, "session",
+		                         p->audit    ? "auditor"   /* read-only, served by us */
+		                         : p->follow ? "following" /* we are the auditor */
+		                                     : "channel"));
 	}
 	return json_pack("{s:s,s:o,s:o,s:o,s:b}", "version", TL_VERSION, "books", books, "peers",
 	                 peers, "witnesses", witness_status(n), "appends_open", n->gate_open);
@@ -3549,8 +3553,7 @@ int tl_node_run(const struct tl_node_config *cfg)
 		goto out_loop;
 	load_targets(n);
 	receipts_recover(n);
-	if (tl_auditors_new(&n->auditors) != 0 ||
-	    tl_auditors_refresh(n->auditors, n->store) != 0) {
+	if (tl_auditors_new(&n->auditors) != 0 || tl_auditors_refresh(n->auditors, n->store) != 0) {
 		logm(0, "cannot read auditor admissions: %s", tl_store_errmsg(n->store));
 		goto out_loop;
 	}

@@ -1611,8 +1611,8 @@ static int same_key(const struct tl_note_sig *a, const struct tl_note_sig *b)
 static int merge_lines(const struct tl_note *old, const struct tl_note *add, struct tl_buf *out,
                        size_t *added)
 {
-	const struct tl_note_sig *pick[2 * TL_NOTE_MAX_SIGS];
-	size_t np = 0, nold = 0;
+	const struct tl_note_sig *pick[TL_NOTE_MAX_SIGS];
+	size_t np = 0;
 	*added = 0;
 	for (int pass = 0; pass < 2; pass++) {
 		const struct tl_note *n = pass ? add : old;
@@ -1654,10 +1654,7 @@ static int merge_lines(const struct tl_note *old, const struct tl_note *add, str
 			if (pass)
 				(*added)++;
 		}
-		if (!pass)
-			nold = np;
 	}
-	(void)nold;
 	for (size_t j = 0; j < np; j++) {
 		int rc;
 		if ((rc = tl_buf_add(out, pick[j]->line, pick[j]->linelen)) != 0 ||

@@ -729,20 +729,20 @@ static enum MHD_Result respond_text(struct witness *w, struct MHD_Connection *co
 	return respond(conn, code, "text/plain; charset=utf-8", msg, (size_t)k, NULL);
 }
 
-/*
- * Parses an add-checkpoint body into job fields and the note. Returns NULL
- * or the reason for a 400 (static text, or written to why).
- */
-static const char *parse_body(const char *b, size_t len, struct job *j, struct tl_note *note,
-                              struct tl_checkpoint *cp, char *why, size_t whycap)
+/* An add-checkpoint body into rq, note and cp (witness.h). */
+const char *tl_witness_parse_request(const char *b, size_t len, struct tl_witness_request *rq,
+                                     struct tl_note *note, struct tl_checkpoint *cp, char *why,
+                                     size_t whycap)
 {
 	const char *p = b, *end = b + len, *nl;
 	size_t got;
 	int rc;
 
-	nl = memchr(p, '\n', len);
+	memset(rq, 0, sizeof *rq);
+	memset(note, 0, sizeof *note);
+	nl = len ? memchr(p, '\n', len) : NULL; /* an empty body may have no buffer */
 	if (!nl || (size_t)(nl - p) < 5 || memcmp(p, "old ", 4) != 0 ||
-	    tl_parse_u64(p + 4, (size_t)(nl - p) - 4, &j->old) != 0)
+	    tl_parse_u64(p + 4, (size_t)(nl - p) - 4, &rq->old) != 0)
 		return "the first line must be 'old <size>' (decimal, no leading zeros) ending in a "
 		       "newline";
 	p = nl + 1;
@@ -752,17 +752,17 @@ static const char *parse_body(const char *b, size_t len, struct job *j, struct t
 			return "no empty line between the consistency proof and the checkpoint";
 		if (nl == p)
 			break;
-		if (j->nproof == TL_WITNESS_PROOF_MAX)
+		if (rq->nproof == TL_WITNESS_PROOF_MAX)
 			return "more than 63 consistency proof lines";
-		if (tl_b64_decode(j->proof[j->nproof], TL_HASH_LEN, &got, p, (size_t)(nl - p)) !=
+		if (tl_b64_decode(rq->proof[rq->nproof], TL_HASH_LEN, &got, p, (size_t)(nl - p)) !=
 		            0 ||
 		    got != TL_HASH_LEN) {
 			snprintf(why, whycap,
 			         "consistency proof line %zu is not the base64 of a 32-byte hash",
-			         j->nproof + 1);
+			         rq->nproof + 1);
 			return why;
 		}
-		j->nproof++;
+		rq->nproof++;
 		p = nl + 1;
 	}
 	p = nl + 1;
@@ -793,6 +793,7 @@ static unsigned add_prepare(struct witness *w, struct MHD_Connection *conn, stru
 {
 	struct tl_note note = {0};
 	struct tl_checkpoint cp;
+	struct tl_witness_request pr;
 	struct tl_vkey vks[TL_WITNESS_VKEYS_MAX];
 	size_t nvk = 0;
 	char why[200];
@@ -808,12 +809,16 @@ static unsigned add_prepare(struct witness *w, struct MHD_Connection *conn, stru
 	}
 	rq->job = j;
 	tl_buf_init(&j->note, TL_WITNESS_BODY_MAX + 1024);
-	bad = parse_body((const char *)rq->body.data, rq->body.len, j, &note, &cp, why, sizeof why);
+	bad = tl_witness_parse_request((const char *)rq->body.data, rq->body.len, &pr, &note, &cp,
+	                               why, sizeof why);
 	if (bad) {
 		respond_text(w, conn, 400, "%s", bad);
 		code = 400;
 		goto out;
 	}
+	j->old = pr.old;
+	memcpy(j->proof, pr.proof, sizeof j->proof);
+	j->nproof = pr.nproof;
 	memcpy(j->origin, cp.origin, sizeof j->origin);
 	j->size = cp.size;
 	memcpy(j->root, cp.root, TL_HASH_LEN);

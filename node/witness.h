@@ -78,6 +78,27 @@ struct tl_wrecord {
 int tl_wstore_records(struct tl_wstore *s, const char *origin, struct tl_wrecord **out,
                       size_t *n) TL_WUR;
 
+/* ------------------------------------------------------ request parsing */
+
+/* An add-checkpoint request body, apart from its checkpoint note. */
+struct tl_witness_request {
+	uint64_t old;                                     /* the "old N" line */
+	uint8_t proof[TL_WITNESS_PROOF_MAX][TL_HASH_LEN]; /* consistency proof hashes */
+	size_t nproof;
+};
+
+/*
+ * Parses an add-checkpoint body (C2SP tlog-witness: "old N\n" in canonical
+ * decimal, at most TL_WITNESS_PROOF_MAX lines of base64 hashes, an empty
+ * line, then the checkpoint as a signed note) into rq, note and cp. Syntax
+ * only: signatures, old <= size and the proof are checked by the server.
+ * Returns NULL, or the reason for a 400 (static text, or written to why).
+ * note is set up either way: the caller releases it (tl_note_release).
+ */
+const char *tl_witness_parse_request(const char *body, size_t len, struct tl_witness_request *rq,
+                                     struct tl_note *note, struct tl_checkpoint *cp, char *why,
+                                     size_t whycap) TL_WUR;
+
 /* --------------------------------------------------------------- server */
 
 struct tl_witness_config {
