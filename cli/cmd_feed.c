@@ -318,7 +318,10 @@ static int append_pending(struct cli *c, const char *origin, struct pending *pp)
 		goto out;
 	if (!(f.flags & TL_FEED_OWN)) {
 		rc = cli_fail(c, EXIT_INVALID,
-		              "feed %s belongs to the counterparty; only its author appends",
+		              (f.flags & TL_FEED_AUDIT)
+		                      ? "feed %s is followed read-only for an audit; only its author "
+		                        "appends"
+		                      : "feed %s belongs to the counterparty; only its author appends",
 		              f.origin);
 		goto out;
 	}

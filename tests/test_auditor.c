@@ -799,6 +799,19 @@ static void open_pair(struct node *p, struct node *q, const char *label, char *o
 	assert_string_equal(t, ohi);
 }
 
+/* SIGTERM (clean stop, exit status 0 expected) or SIGKILL. */
+static void node_stop(struct node *nd, int sig)
+{
+	int st = node_halt(nd, sig);
+	if (sig == SIGKILL) {
+		assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+		return;
+	}
+	if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fail_msg("tallyd %s did not stop cleanly on signal %d (status %d); log:\n%s",
+		         nd->name, sig, st, log_tail(nd));
+}
+
 /* ------------------------------------------------------ auditor helpers */
 
 /* Runs argv as nd's user, requires exit 0, returns stdout (kept in r). */
@@ -990,6 +1003,16 @@ static void test_follow_both_feeds(void **state)
 	append_n(x, sup, os, "sup2", 0, 5);
 	append_n(x, cus, oc, "cus2", 0, 7);
 	converge3(sup, cus, aud, os, oc, s0 + 5, c0 + 7, "live entries");
+
+	/* Restarted, the auditor's node dials again and catches up from the
+	 * sizes it holds (the relayed feed from a non-zero cursor). */
+	node_stop(aud, SIGTERM);
+	s0 = feed_size(sup, os);
+	c0 = feed_size(sup, oc);
+	append_n(x, sup, os, "sup3", 0, 3);
+	append_n(x, cus, oc, "cus3", 0, 4);
+	node_start(aud, NULL);
+	converge3(sup, cus, aud, os, oc, s0 + 3, c0 + 4, "after the auditor's restart");
 
 	/* Read-only: the CLI refuses appends to either followed feed. */
 	const char *ap1[] = {"tally",   "feed",   "append", os,  "--kind",
