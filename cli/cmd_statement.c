@@ -246,6 +246,58 @@ static int statement_import(struct cli *c)
 	return rc;
 }
 
+/* ---------------------------------------------------------------- send */
+
+/*
+ * tally statement send FILE.json --channel C: a statement body as JSON (as
+ * `statement import --dry-run` prints it, or as an ERP integration writes
+ * it), checked as every reader will check it, then appended and sent.
+ */
+static int statement_send(struct cli *c)
+{
+	const char *channel = cli_opt(c, "--channel");
+	struct tl_buf file, mp;
+	struct tl_feed f;
+	json_error_t je;
+	json_t *body = NULL;
+	char err[256], why[256];
+	int rc;
+
+	if (c->npos != 1 || !channel)
+		return cli_usage(c, "usage: tally statement send FILE.json --channel C");
+	tl_buf_init(&file, TL_ENTRY_MAX * 8);
+	tl_buf_init(&mp, TL_ENTRY_MAX);
+	if ((rc = cli_read_file(c, c->pos[0], TL_ENTRY_MAX * 8, &file)) != 0)
+		goto out;
+	body = json_loadb((const char *)file.data, file.len, JSON_REJECT_DUPLICATES, &je);
+	if (!body || !json_is_object(body)) {
+		rc = cli_fail(c, EXIT_INVALID, "%s:%d:%d: %s", c->pos[0], je.line, je.column,
+		              body ? "a statement must be a JSON object" : je.text);
+		goto out;
+	}
+	if (tl_json_to_mp(body, &mp, err, sizeof err) != 0) {
+		rc = cli_fail(c, EXIT_INVALID, "%s: %s", c->pos[0], err);
+		goto out;
+	}
+	if (tl_statement_body_check(mp.data, mp.len, why, sizeof why) != 0) {
+		rc = cli_fail(c, EXIT_INVALID, "%s: the statement %s; nothing was sent", c->pos[0],
+		              why);
+		goto out;
+	}
+	if ((rc = cli_open_store(c, 0)) != 0 || (rc = cli_own_feed(c, channel, NULL, NULL, &f)) != 0)
+		goto out;
+	rc = cli_append_one(c, f.origin, "statement", body);
+	if (rc == 0 && !c->json)
+		fprintf(stderr, "statement %s v%lld sent on %s\n",
+		        json_string_value(json_object_get(body, "id")),
+		        (long long)json_integer_value(json_object_get(body, "version")), f.origin);
+out:
+	json_decref(body);
+	tl_buf_release(&mp);
+	tl_buf_release(&file);
+	return rc;
+}
+
 /* -------------------------------------------------------------- adjust */
 
 #define ADJ_LINES_MAX 32
@@ -799,16 +851,17 @@ int cmd_statement(int argc, char **argv)
 		const char *name;
 		int (*fn)(struct cli *);
 	} subs[] = {{"import", statement_import},
+	            {"send", statement_send},
 	            {"adjust", statement_adjust},
 	            {"list", statement_list},
 	            {"show", statement_show},
 	            {"export", statement_export}};
-	static char names[5][24];
+	static char names[6][24];
 	struct cli c = {.cmd = "statement"};
 	int rc;
 
 	if (argc < 1)
-		return cli_usage(&c, "usage: tally statement import|adjust|list|show|export ...");
+		return cli_usage(&c, "usage: tally statement import|send|adjust|list|show|export ...");
 	for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
 		if (strcmp(argv[0], subs[i].name) != 0)
 			continue;
@@ -820,6 +873,6 @@ int cmd_statement(int argc, char **argv)
 		cli_close(&c);
 		return rc;
 	}
-	return cli_usage(&c, "usage: tally statement import|adjust|list|show|export ... (not '%s')",
+	return cli_usage(&c, "usage: tally statement import|send|adjust|list|show|export ... (not '%s')",
 	                 argv[0]);
 }

@@ -53,6 +53,7 @@ static const char usage_text2[] =
         "  terms show --channel C [--at TIME] [--json]   in force (or defaults), pending\n"
         "  statement import FILE --channel C --id ID --currency CUR --from D --to D\n"
         "                   [--date D] [--opening X] [--encoding gb18030] [--dry-run]\n"
+        "  statement send FILE.json --channel C   a reviewed body (import --dry-run), checked\n"
         "  statement adjust STATEMENT_LEAF --channel C --line TYPE:DOC:AMOUNT[:DATE[:MEMO]]...\n"
         "                   [--date D]            re-issue: version + 1 with the added lines\n"
         "  statement list [--incoming|--outgoing] [--channel C] [--at TIME]\n"

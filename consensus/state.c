@@ -761,6 +761,19 @@ static int check_statement(const struct ent *x, struct val *v, size_t *nlines, c
 	return 0;
 }
 
+int tl_statement_body_check(const uint8_t *body, size_t len, char *why, size_t cap)
+{
+	struct ent x = {.body = body, .body_len = len};
+	struct val v[10];
+	size_t n;
+
+	if (tl_mp_check_map(body, len, NULL) != 0) {
+		snprintf(why, cap, "is not a canonical MessagePack map");
+		return TL_EFORMAT;
+	}
+	return check_statement(&x, v, &n, why, cap) == 0 ? 0 : TL_EFORMAT;
+}
+
 static void do_statement(struct ctx *c, const struct ent *x, uint64_t seq)
 {
 	struct tl_state *s = c->s;

@@ -338,6 +338,14 @@ int tl_cron_valid(const char *rule, size_t len);
  * when it is none of the accepted forms. */
 int tl_tz_parse(const char *s, size_t len, int *fixed, int32_t *offset_min);
 
+/*
+ * The checks the state machine applies to a `statement` body (schema,
+ * id, version, currency, period, lines, closing = opening + lines), for
+ * writers that want to refuse what every reader would flag. 0, or
+ * TL_EFORMAT with why ("has closing 5, but opening + lines = 4").
+ */
+int tl_statement_body_check(const uint8_t *body, size_t len, char *why, size_t cap) TL_WUR;
+
 const char *tl_stmt_status_name(enum tl_stmt_status st);
 const char *tl_procedure_name(enum tl_procedure p);
 const char *tl_event_name(enum tl_event ev);

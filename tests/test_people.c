@@ -351,6 +351,56 @@ static void test_statement_list_at(void **state)
 	assert_non_null(strstr(x->r.err, "other side's"));
 }
 
+/*
+ * statement send: a body reviewed as JSON (from import --dry-run) is sent
+ * as is; one whose closing does not add up is refused with the reason and
+ * nothing is appended; a file that is not JSON names line and column.
+ */
+static void test_statement_send(void **state)
+{
+	struct fx *x = *state;
+	char path[4300], bad[4300], line[512];
+	const char *dry[] = {"tally",      "statement",   "import", "examples/statement.csv",
+	                     "--channel",  x->sup_origin, "--id",   "ST-2",
+	                     "--currency", "CNY",         "--from", "2026-11-01",
+	                     "--to",       "2026-11-30",  "--dry-run", NULL};
+	assert_int_equal(tally(x, dry), 0);
+	snprintf(path, sizeof path, "%s/st2.json", x->dir);
+	assert_int_equal(th_write_file(path, x->r.out, x->r.out_len), 0);
+	json_t *j = json_loads(x->r.out, 0, NULL);
+	assert_non_null(j);
+
+	/* Closing off by one minor unit: refused, nothing appended. */
+	json_object_set_new(j, "closing",
+	                    json_integer(json_integer_value(json_object_get(j, "closing")) + 1));
+	snprintf(bad, sizeof bad, "%s/bad.json", x->dir);
+	char *s = json_dumps(j, 0);
+	assert_int_equal(th_write_file(bad, s, strlen(s)), 0);
+	free(s);
+	json_decref(j);
+	const char *send_bad[] = {"tally", "statement", "send", bad, "--channel", x->sup_origin, NULL};
+	assert_int_equal(tally(x, send_bad), 1);
+	assert_non_null(strstr(x->r.err, "but opening + lines ="));
+	assert_non_null(strstr(x->r.err, "nothing was sent"));
+	assert_int_equal(th_write_file(bad, "{\"id\": \"x\",\n  oops}", 19), 0);
+	assert_int_equal(tally(x, send_bad), 1);
+	assert_non_null(strstr(x->r.err, "bad.json:2:"));
+
+	const char *all[] = {"tally", "--json", "statement", "list", NULL};
+	assert_int_equal(tally(x, all), 0);
+	j = json_loads(x->r.out, 0, NULL);
+	size_t before = json_array_size(j);
+	json_decref(j);
+
+	const char *send[] = {"tally", "statement", "send", path, "--channel", x->sup_origin, NULL};
+	tally_line(x, send, line, sizeof line);
+	assert_non_null(strchr(line, ' ')); /* "seq leaf" */
+	assert_int_equal(tally(x, all), 0);
+	j = json_loads(x->r.out, 0, NULL);
+	assert_int_equal(json_array_size(j), before + 2); /* one row per side of the two-book home */
+	json_decref(j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -361,6 +411,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_bad_reason, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_terms_cli, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_statement_list_at, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_statement_send, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
