@@ -174,6 +174,11 @@ int cmd_auditor(int argc, char **argv); /* cmd_auditor.c: read-only auditors */
  * parsed reply (NULL after printing an error). */
 int cli_control_connect(struct cli *c);
 json_t *cli_control_call(struct cli *c, int fd, json_t *req);
+/* Reads one '\n'-terminated line from fd into out (reset first; the newline
+ * dropped, NUL-terminated); bytes read past it stay in pending for the next
+ * call. timeout_ms < 0 blocks; otherwise each wait for more bytes gives up
+ * after timeout_ms. 0, or -1 on EOF, error, timeout or a full buffer. */
+int cli_read_line(int fd, struct tl_buf *out, struct tl_buf *pending, int timeout_ms);
 
 /* ------------------------------------------ witnessed time (cmd_audit.c) */
 

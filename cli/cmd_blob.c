@@ -67,35 +67,6 @@ static int blob_put(struct cli *c)
 
 /* ---------------------------------------------------------------- get */
 
-static int read_line_wait(int fd, struct tl_buf *line, struct tl_buf *pending)
-{
-	tl_buf_reset(line);
-	for (;;) {
-		uint8_t *nl = pending->len ? memchr(pending->data, '\n', pending->len) : NULL;
-		if (nl) {
-			size_t l = (size_t)(nl - pending->data);
-			if (tl_buf_add(line, pending->data, l) != 0)
-				return -1;
-			memmove(pending->data, nl + 1, pending->len - l - 1);
-			pending->len -= l + 1;
-			tl_buf_cstr(line);
-			return 0;
-		}
-		struct pollfd pfd = {fd, POLLIN, 0};
-		int pr = poll(&pfd, 1, CTL_WAIT_MS);
-		if (pr < 0 && errno == EINTR)
-			continue;
-		if (pr <= 0 || tl_buf_reserve(pending, 65536) != 0)
-			return -1;
-		ssize_t r = read(fd, pending->data + pending->len, 65536);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		pending->len += (size_t)r;
-	}
-}
-
 /* Is the hash referenced by any entry of a feed in this store? */
 static int referenced_here(struct cli *c, const uint8_t hash[32], int *found)
 {
@@ -139,7 +110,7 @@ static int fetch_via_node(struct cli *c, int fd, const char *hex)
 	tl_buf_init(&line, 1u << 20);
 	tl_buf_init(&pending, 1u << 20);
 	for (;;) {
-		if (read_line_wait(fd, &line, &pending) != 0) {
+		if (cli_read_line(fd, &line, &pending, CTL_WAIT_MS) != 0) {
 			rc = cli_fail(c, EXIT_ENV, "tallyd stopped answering on %s/tallyd.sock",
 			              c->home);
 			break;

@@ -41,32 +41,6 @@ int cli_control_connect(struct cli *c)
 	return fd;
 }
 
-/* Reads one line into out (reset first). 0 on success. */
-static int read_line(int fd, struct tl_buf *out, struct tl_buf *pending)
-{
-	tl_buf_reset(out);
-	for (;;) {
-		uint8_t *nl = pending->len ? memchr(pending->data, '\n', pending->len) : NULL;
-		if (nl) {
-			size_t l = (size_t)(nl - pending->data);
-			if (tl_buf_add(out, pending->data, l) != 0)
-				return -1;
-			memmove(pending->data, nl + 1, pending->len - l - 1);
-			pending->len -= l + 1;
-			tl_buf_cstr(out);
-			return 0;
-		}
-		if (tl_buf_reserve(pending, 65536) != 0)
-			return -1;
-		ssize_t r = read(fd, pending->data + pending->len, 65536);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		pending->len += (size_t)r;
-	}
-}
-
 json_t *cli_control_call(struct cli *c, int fd, json_t *req)
 {
 	char *s = json_dumps(req, JSON_COMPACT);
@@ -88,7 +62,7 @@ json_t *cli_control_call(struct cli *c, int fd, json_t *req)
 		goto out;
 	tl_buf_init(&line, (size_t)1 << 30);
 	tl_buf_init(&pending, (size_t)1 << 30);
-	if (read_line(fd, &line, &pending) == 0)
+	if (cli_read_line(fd, &line, &pending, -1) == 0)
 		resp = json_loads((const char *)line.data, 0, NULL);
 	tl_buf_release(&line);
 	tl_buf_release(&pending);
@@ -453,7 +427,7 @@ int cmd_watch(int argc, char **argv)
 	tl_buf_init(&pending, (size_t)1 << 30);
 	if (!c.json)
 		fprintf(stderr, "watching %s (Ctrl-C to stop)\n", c.home);
-	while (!g_stop && read_line(fd, &line, &pending) == 0) {
+	while (!g_stop && cli_read_line(fd, &line, &pending, -1) == 0) {
 		if (c.json) {
 			printf("%s\n", (const char *)line.data);
 		} else {

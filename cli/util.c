@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -484,4 +485,37 @@ int cli_own_feed(struct cli *c, const char *which, const char *book, const char 
 	return cli_fail(c, EXIT_INVALID,
 	                "no feed of %s%s here in channel %s (see tally channel list)",
 	                book ? "book " : "a book", book ? book : "", which);
+}
+
+int cli_read_line(int fd, struct tl_buf *out, struct tl_buf *pending, int timeout_ms)
+{
+	tl_buf_reset(out);
+	for (;;) {
+		uint8_t *nl = pending->len ? memchr(pending->data, '\n', pending->len) : NULL;
+		if (nl) {
+			size_t l = (size_t)(nl - pending->data);
+			if (tl_buf_add(out, pending->data, l) != 0)
+				return -1;
+			memmove(pending->data, nl + 1, pending->len - l - 1);
+			pending->len -= l + 1;
+			tl_buf_cstr(out);
+			return 0;
+		}
+		if (timeout_ms >= 0) {
+			struct pollfd pfd = {fd, POLLIN, 0};
+			int pr = poll(&pfd, 1, timeout_ms);
+			if (pr < 0 && errno == EINTR)
+				continue;
+			if (pr <= 0)
+				return -1;
+		}
+		if (tl_buf_reserve(pending, 65536) != 0)
+			return -1;
+		ssize_t r = read(fd, pending->data + pending->len, 65536);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		pending->len += (size_t)r;
+	}
 }

@@ -81,6 +81,28 @@ void th_rmtree(const char *path)
 		nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+void th_tmpdir_done(char *dir)
+{
+	if (getenv("TALLY_TEST_KEEP"))
+		fprintf(stderr, "kept %s\n", dir);
+	else
+		th_rmtree(dir);
+	free(dir);
+}
+
+const char *th_file_tail(const char *path)
+{
+	static char tail[6000];
+	size_t len = 0;
+	char *text = th_read_file(path, &len);
+	if (!text)
+		return "(no log)";
+	size_t from = len > sizeof tail - 1 ? len - (sizeof tail - 1) : 0;
+	snprintf(tail, sizeof tail, "%s", text + from);
+	free(text);
+	return tail;
+}
+
 const char *th_tally(void)
 {
 	const char *t = getenv("TALLY_BIN");
@@ -192,6 +214,26 @@ void th_run_free(struct th_run *r)
 	free(r->out);
 	free(r->err);
 	memset(r, 0, sizeof *r);
+}
+
+int th_tally_env(struct th_run *r, const char *const *env, const char *const *argv,
+                 unsigned timeout_s)
+{
+	th_run_free(r);
+	assert_int_equal(th_run(r, argv, env, NULL, 0, timeout_s), 0);
+	return r->status;
+}
+
+void th_first_line(const struct th_run *r, const char *const *argv, char *out, size_t cap)
+{
+	if (r->status != 0)
+		fprintf(stderr, "%s %s: exit %d: %s\n", argv[1], argv[1] && argv[2] ? argv[2] : "",
+		        r->status, r->err);
+	assert_int_equal(r->status, 0);
+	size_t n = strcspn(r->out, "\n");
+	assert_true(n < cap);
+	memcpy(out, r->out, n);
+	out[n] = 0;
 }
 
 long th_unhex(uint8_t *out, size_t cap, const char *hex)

@@ -44,27 +44,15 @@ struct fx {
 
 static int tally(struct fx *x, const char *const *argv)
 {
-	static const char *env[4];
-	env[0] = x->home_env;
-	env[1] = "TALLY_PASSPHRASE=" PASS;
-	env[2] = "TALLY_PERSON_PASSPHRASE=" PERSON_PASS;
-	env[3] = NULL;
-	th_run_free(&x->r);
-	assert_int_equal(th_run(&x->r, argv, env, NULL, 0, 300), 0);
-	return x->r.status;
+	const char *env[] = {x->home_env, "TALLY_PASSPHRASE=" PASS,
+	                     "TALLY_PERSON_PASSPHRASE=" PERSON_PASS, NULL};
+	return th_tally_env(&x->r, env, argv, 300);
 }
 
 static void tally_line(struct fx *x, const char *const *argv, char *out, size_t cap)
 {
-	int rc = tally(x, argv);
-	if (rc != 0)
-		fprintf(stderr, "%s %s: exit %d: %s\n", argv[1], argv[2] ? argv[2] : "", rc,
-		        x->r.err);
-	assert_int_equal(rc, 0);
-	size_t n = strcspn(x->r.out, "\n");
-	assert_true(n < cap);
-	memcpy(out, x->r.out, n);
-	out[n] = 0;
+	tally(x, argv);
+	th_first_line(&x->r, argv, out, cap);
 }
 
 static void import(struct fx *x, const char *id, char leaf[65])

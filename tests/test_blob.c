@@ -11,7 +11,7 @@
  * two checks the requester applies to every chunk and to the whole), not
  * with a forged peer process.
  */
-#include "harness.h"
+#include "nodes.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -43,29 +43,8 @@ static int blob_pack_write(void *data, const char *buf, size_t len)
 
 #define PASS        "correct horse battery staple"
 #define PERSON_PASS "person passphrase"
-#define POLL_MS     20
 
 /* ------------------------------------------------------------ helpers */
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void nap(unsigned ms)
-{
-	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-static unsigned limit(unsigned ms)
-{
-	const char *a = getenv("TALLY_ASAN");
-	return a && *a && strcmp(a, "0") != 0 ? ms * 3 : ms;
-}
 
 static size_t count_files(const char *dir)
 {
@@ -615,9 +594,7 @@ static int tally(struct fx *x, struct node *nd, const char *const *argv)
 {
 	const char *env[] = {nd->home_env, "TALLY_PASSPHRASE=" PASS,
 	                     "TALLY_PERSON_PASSPHRASE=" PERSON_PASS, NULL};
-	th_run_free(&x->r);
-	assert_int_equal(th_run(&x->r, argv, env, NULL, 0, 300), 0);
-	return x->r.status;
+	return th_tally_env(&x->r, env, argv, 300);
 }
 
 static void tally_ok(struct fx *x, struct node *nd, const char *const *argv, char *out, size_t cap)
@@ -632,18 +609,6 @@ static void tally_ok(struct fx *x, struct node *nd, const char *const *argv, cha
 		memcpy(out, x->r.out, n);
 		out[n] = 0;
 	}
-}
-
-static const char *log_text(const struct node *nd)
-{
-	static char tail[8000];
-	size_t len = 0;
-	char *t = th_read_file(nd->log, &len);
-	if (!t)
-		return "(no log)";
-	snprintf(tail, sizeof tail, "%s", t + (len > sizeof tail - 1 ? len - sizeof tail + 1 : 0));
-	free(t);
-	return tail;
 }
 
 static int log_has(const struct node *nd, const char *needle)
@@ -675,61 +640,21 @@ static void node_start(struct node *nd, const char *listen, const char *extra)
 	assert_int_equal(th_write_file(nd->conf, settings, strlen(settings)), 0);
 	snprintf(path, sizeof path, "%s/tallyd.addr", nd->home);
 	unlink(path);
-	const char *bin = getenv("TALLYD_BIN");
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int lf = open(nd->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		int nul = open("/dev/null", O_RDWR);
-		if (lf < 0 || nul < 0)
-			_exit(126);
-		dup2(nul, 0);
-		dup2(nul, 1);
-		dup2(lf, 2);
-		setenv("TALLY_PASSPHRASE", PASS, 1);
-		execl(bin && *bin ? bin : "build/tallyd", "tallyd", "--config", nd->conf, "--home",
-		      nd->home, "--listen", listen ? listen : "127.0.0.1:0", "--log", "debug",
-		      (char *)NULL);
-		_exit(127);
-	}
-	nd->pid = pid;
-	uint64_t end = mono_ms() + limit(30000);
-	for (;;) {
-		int st;
-		char *t = th_read_file(path, NULL);
-		char *nl = t ? strchr(t, '\n') : NULL;
-		if (nl && nl != t) {
-			*nl = 0;
-			snprintf(nd->addr, sizeof nd->addr, "%s", t);
-			free(t);
-			return;
-		}
-		free(t);
-		if (waitpid(pid, &st, WNOHANG) == pid || mono_ms() > end) {
-			nd->pid = 0;
-			fail_msg("tallyd %s did not start:\n%s", nd->name, log_text(nd));
-		}
-		nap(POLL_MS);
+	const char *at = listen ? listen : "127.0.0.1:0";
+	const char *argv[] = {"tallyd",   "--config", nd->conf, "--home", nd->home,
+	                      "--listen", at,         "--log",  "debug",  NULL};
+	nd->pid = th_spawn_tallyd(nd->log, NULL, PASS, argv);
+	if (th_wait_addr(&nd->pid, path, nd->addr, sizeof nd->addr, th_limit(30000), TH_POLL_MS,
+	                 NULL) != 1) {
+		nd->pid = 0;
+		fail_msg("tallyd %s did not start:\n%s", nd->name, th_file_tail(nd->log));
 	}
 }
 
 /* SIGTERM; the wait status (-1 if it had to be killed). */
 static int node_stop(struct node *nd)
 {
-	int st = -1;
-	if (nd->pid <= 0)
-		return -1;
-	kill(nd->pid, SIGTERM);
-	uint64_t end = mono_ms() + limit(30000);
-	while (waitpid(nd->pid, &st, WNOHANG) != nd->pid) {
-		if (mono_ms() > end) {
-			kill(nd->pid, SIGKILL);
-			waitpid(nd->pid, &st, 0);
-			nd->pid = 0;
-			return -1;
-		}
-		nap(POLL_MS);
-	}
+	int st = th_stop_pid(nd->pid, SIGTERM, th_limit(30000));
 	nd->pid = 0;
 	return st;
 }
@@ -737,15 +662,15 @@ static int node_stop(struct node *nd)
 /* Polls `tally feed log ORIGIN` on nd until it mentions needle. */
 static void wait_feed(struct fx *x, struct node *nd, const char *origin, const char *needle)
 {
-	uint64_t end = mono_ms() + limit(30000);
+	uint64_t end = th_mono_ms() + th_limit(30000);
 	const char *a[] = {"tally", "--json", "feed", "log", origin, NULL};
 	for (;;) {
 		if (tally(x, nd, a) == 0 && strstr(x->r.out, needle))
 			return;
-		if (mono_ms() > end)
+		if (th_mono_ms() > end)
 			fail_msg("'%s' never reached %s's copy of %s:\n%s", needle, nd->name,
-			         origin, log_text(nd));
-		nap(100);
+			         origin, th_file_tail(nd->log));
+		th_nap(100);
 	}
 }
 
@@ -799,11 +724,7 @@ static int eteardown(void **state)
 	node_stop(&x->sup);
 	node_stop(&x->cus);
 	th_run_free(&x->r);
-	if (getenv("TALLY_TEST_KEEP"))
-		fprintf(stderr, "kept %s\n", x->dir);
-	else
-		th_rmtree(x->dir);
-	free(x->dir);
+	th_tmpdir_done(x->dir);
 	free(x);
 	return 0;
 }
@@ -857,9 +778,12 @@ static void test_e2e_voucher(void **state)
 	/* Not on the supplier's node yet: fetched from the customer's. */
 	snprintf(out, sizeof out, "%s/out.pdf", x->dir);
 	const char *g[] = {"tally", "blob", "get", hbig, "-o", out, NULL};
-	if (tally(x, &x->sup, g) != 0)
-		fail_msg("blob get: exit %d: %s\nsup log:\n%s\ncus log:\n%s", x->r.status, x->r.err,
-		         log_text(&x->sup), log_text(&x->cus));
+	if (tally(x, &x->sup, g) != 0) {
+		/* th_file_tail returns one static buffer: print the two logs apart. */
+		fprintf(stderr, "sup log:\n%s\n", th_file_tail(x->sup.log));
+		fail_msg("blob get: exit %d: %s\ncus log:\n%s", x->r.status, x->r.err,
+		         th_file_tail(x->cus.log));
+	}
 	assert_true(same_files(big, out));
 	assert_non_null(strstr(x->r.err, "MB")); /* progress for a big blob */
 	assert_true(log_has(&x->cus, "serving blob"));
@@ -946,20 +870,20 @@ static void test_e2e_cap(void **state)
 	node_start(&x->sup, addr, "blob_max = 599999\n");
 	snprintf(out, sizeof out, "%s/out.pdf", x->dir);
 	const char *g[] = {"tally", "blob", "get", hbig, "-o", out, NULL};
-	uint64_t end = mono_ms() + limit(30000);
+	uint64_t end = th_mono_ms() + th_limit(30000);
 	int rc;
 	/* Until the session is back, the answer is "offline" (3). */
-	while ((rc = tally(x, &x->sup, g)) == 3 && mono_ms() < end)
-		nap(200);
+	while ((rc = tally(x, &x->sup, g)) == 3 && th_mono_ms() < end)
+		th_nap(200);
 	assert_int_equal(rc, 1);
 	assert_non_null(strstr(x->r.err, "over the cap"));
 	assert_int_equal(access(out, F_OK), -1);
 	/* The exact size is within a cap of exactly that size. */
 	node_stop(&x->sup);
 	node_start(&x->sup, addr, "blob_max = 600000\n");
-	end = mono_ms() + limit(30000);
-	while ((rc = tally(x, &x->sup, g)) == 3 && mono_ms() < end)
-		nap(200);
+	end = th_mono_ms() + th_limit(30000);
+	while ((rc = tally(x, &x->sup, g)) == 3 && th_mono_ms() < end)
+		th_nap(200);
 	if (rc != 0)
 		fail_msg("blob get: exit %d: %s", rc, x->r.err);
 	assert_true(same_files(big, out));
@@ -983,21 +907,6 @@ struct fake {
 	int wants; /* blob.want messages answered */
 	int rc;
 };
-
-static int fk_send_all(int fd, const void *p, size_t n)
-{
-	const uint8_t *d = p;
-	while (n) {
-		ssize_t w = send(fd, d, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		d += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
 
 /* Reads more into in within ms: > 0, 0 closed, -1 timeout. */
 static ssize_t fk_recv(int fd, struct tl_buf *in, int ms)
@@ -1042,8 +951,8 @@ static void *fake_run(void *arg)
 	memcpy(hello, "TLYH", 4);
 	memcpy(hello + 4, fk->target, 32);
 	if (tl_hs_new(&hs, TL_HS_INITIATOR, &fk->kp, fk->target) != 0 ||
-	    tl_hs_start(hs, &out) != 0 || fk_send_all(fd, hello, 36) != 0 ||
-	    fk_send_all(fd, out.data, out.len) != 0)
+	    tl_hs_start(hs, &out) != 0 || th_send_all(fd, hello, 36) != 0 ||
+	    th_send_all(fd, out.data, out.len) != 0)
 		goto done;
 	while (!tl_hs_done(hs)) {
 		size_t used = 0;
@@ -1053,7 +962,7 @@ static void *fake_run(void *arg)
 				goto done;
 			memmove(in.data, in.data + used, in.len - used);
 			in.len -= used;
-			if (out.len && fk_send_all(fd, out.data, out.len) != 0)
+			if (out.len && th_send_all(fd, out.data, out.len) != 0)
 				goto done;
 			if (tl_hs_done(hs))
 				break;
@@ -1107,7 +1016,7 @@ static void *fake_run(void *arg)
 			msgpack_pack_uint64(&pk, fk->len);
 			msgpack_pack_bin_with_body(&pk, chunk, n);
 			int ok = tl_session_seal(&sess, m.data, m.len, &f) == 0 &&
-			         fk_send_all(fd, f.data, f.len) == 0;
+			         th_send_all(fd, f.data, f.len) == 0;
 			tl_buf_release(&m);
 			tl_buf_release(&f);
 			free(chunk);
@@ -1175,10 +1084,10 @@ static void test_e2e_hostile(void **state)
 		fk.stop = 0;
 		fk.wants = 0;
 		assert_int_equal(pthread_create(&t, NULL, fake_run, &fk), 0);
-		uint64_t end = mono_ms() + limit(30000);
+		uint64_t end = th_mono_ms() + th_limit(30000);
 		int rc;
-		while ((rc = tally(x, &x->sup, g)) == 3 && mono_ms() < end)
-			nap(100); /* until the fake's session is open */
+		while ((rc = tally(x, &x->sup, g)) == 3 && th_mono_ms() < end)
+			th_nap(100); /* until the fake's session is open */
 		fk.stop = 1;
 		pthread_join(t, NULL);
 		assert_int_equal(rc, 1);

@@ -9,7 +9,7 @@
  * through import, replication, match and confirmation. After each step both
  * nodes must compute the same channel state digest.
  */
-#include "harness.h"
+#include "nodes.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -45,57 +45,14 @@ struct fx {
 	struct th_run r;
 };
 
-/* ------------------------------------------------------------- timing */
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void nap(unsigned ms)
-{
-	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-static int wait_for(int (*cond)(void *), void *ctx, unsigned timeout_ms)
-{
-	uint64_t end = mono_ms() + timeout_ms;
-	for (;;) {
-		if (cond(ctx))
-			return 1;
-		if (mono_ms() >= end)
-			return 0;
-		nap(50);
-	}
-}
-
 /* ------------------------------------------------------------ running */
-
-static const char *log_tail(const struct node *nd)
-{
-	static char tail[4000];
-	size_t len = 0;
-	char *text = th_read_file(nd->log, &len);
-	if (!text)
-		return "(no log)";
-	snprintf(tail, sizeof tail, "%s",
-	         text + (len > sizeof tail - 1 ? len - (sizeof tail - 1) : 0));
-	free(text);
-	return tail;
-}
 
 /* Runs tally as nd; the exit status is returned, output kept in x->r. */
 static int tally(struct fx *x, const struct node *nd, const char *const *argv)
 {
 	const char *env[] = {nd->home_env, "TALLY_PASSPHRASE=" PASS,
 	                     "TALLY_PERSON_PASSPHRASE=" PERSON_PASS, NULL};
-	th_run_free(&x->r);
-	assert_int_equal(th_run(&x->r, argv, env, NULL, 0, 600), 0);
-	return x->r.status;
+	return th_tally_env(&x->r, env, argv, 600);
 }
 
 /* As tally, requiring exit 0; returns the first stdout line (static). */
@@ -143,77 +100,19 @@ static void node_init(struct fx *x, struct node *nd, const char *name)
 	assert_int_equal(strlen(nd->pkhex), 64);
 }
 
-static const char *tallyd_bin(void)
-{
-	const char *t = getenv("TALLYD_BIN");
-	return t && *t ? t : "build/tallyd";
-}
-
-struct start_wait {
-	struct node *nd;
-	char path[4200];
-	int died;
-};
-
-static int started(void *ctx)
-{
-	struct start_wait *w = ctx;
-	int st;
-	if (waitpid(w->nd->pid, &st, WNOHANG) == w->nd->pid) {
-		w->nd->pid = 0;
-		w->died = 1;
-		return 1;
-	}
-	char *text = th_read_file(w->path, NULL);
-	char *nl = text ? strchr(text, '\n') : NULL;
-	if (nl && nl != text && (size_t)(nl - text) < sizeof w->nd->addr) {
-		*nl = 0;
-		snprintf(w->nd->addr, sizeof w->nd->addr, "%s", text);
-	}
-	free(text);
-	return nl != NULL;
-}
-
 static void node_start(struct node *nd)
 {
-	struct start_wait w = {.nd = nd};
-	snprintf(w.path, sizeof w.path, "%s/tallyd.addr", nd->home);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int lf = open(nd->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		int nul = open("/dev/null", O_RDWR);
-		if (lf < 0 || nul < 0)
-			_exit(126);
-		dup2(nul, 0);
-		dup2(nul, 1);
-		dup2(lf, 2);
-		setenv("TALLY_HOME", nd->home, 1);
-		setenv("TALLY_PASSPHRASE", PASS, 1);
-		execl(tallyd_bin(), "tallyd", "--home", nd->home, "--listen", "127.0.0.1:0",
-		      (char *)NULL);
-		_exit(127);
-	}
-	nd->pid = pid;
-	if (!wait_for(started, &w, WAIT_MS) || w.died)
-		fail_msg("tallyd for %s did not start; log:\n%s", nd->name, log_tail(nd));
+	char path[4200];
+	snprintf(path, sizeof path, "%s/tallyd.addr", nd->home);
+	const char *argv[] = {"tallyd", "--home", nd->home, "--listen", "127.0.0.1:0", NULL};
+	nd->pid = th_spawn_tallyd(nd->log, nd->home, PASS, argv);
+	if (th_wait_addr(&nd->pid, path, nd->addr, sizeof nd->addr, WAIT_MS, 50, NULL) != 1)
+		fail_msg("tallyd for %s did not start; log:\n%s", nd->name, th_file_tail(nd->log));
 }
 
 static void node_stop(struct node *nd)
 {
-	int st;
-	uint64_t end = mono_ms() + 20000;
-	if (nd->pid <= 0)
-		return;
-	kill(nd->pid, SIGTERM);
-	while (waitpid(nd->pid, &st, WNOHANG) == 0) {
-		if (mono_ms() > end) {
-			kill(nd->pid, SIGKILL);
-			waitpid(nd->pid, &st, 0);
-			break;
-		}
-		nap(20);
-	}
+	th_stop_pid(nd->pid, SIGTERM, 20000);
 	nd->pid = 0;
 }
 
@@ -255,11 +154,7 @@ static int teardown(void **state)
 	node_stop(&x->sup);
 	node_stop(&x->cus);
 	th_run_free(&x->r);
-	if (getenv("TALLY_TEST_KEEP"))
-		fprintf(stderr, "kept %s\n", x->dir);
-	else
-		th_rmtree(x->dir);
-	free(x->dir);
+	th_tmpdir_done(x->dir);
 	free(x);
 	return 0;
 }
@@ -349,9 +244,9 @@ static int status_is(void *ctx)
 static void expect_status(struct fx *x, const struct node *nd, const char *leaf, const char *status)
 {
 	struct want w = {x, nd, leaf, status, 0, ""};
-	if (!wait_for(status_is, &w, WAIT_MS))
+	if (!th_wait_every(status_is, &w, WAIT_MS, 50))
 		fail_msg("statement %.12s on %s: status '%s', expected '%s'; log:\n%s", leaf,
-		         nd->name, w.got, status, log_tail(nd));
+		         nd->name, w.got, status, th_file_tail(nd->log));
 }
 
 static void digest(struct fx *x, const struct node *nd, uint64_t at, char out[65])
@@ -382,7 +277,7 @@ static int agree_cond(void *ctx)
 static void agree(struct fx *x, const char *step)
 {
 	struct agree_ctx g = {.x = x, .at = now_ms()};
-	if (!wait_for(agree_cond, &g, WAIT_MS))
+	if (!th_wait_every(agree_cond, &g, WAIT_MS, 50))
 		fail_msg("after %s the nodes disagree: supplier %s, customer %s", step, g.a, g.b);
 }
 
@@ -460,10 +355,10 @@ static void test_full_cycle(void **state)
 	{
 		const char *ta[] = {"tally",       "terms", "accept", "--channel",
 		                    x->cus.origin, prop,    NULL};
-		uint64_t end = mono_ms() + WAIT_MS;
+		uint64_t end = th_mono_ms() + WAIT_MS;
 		while (tally(x, &x->cus, ta) != 0) { /* until the proposal has arrived */
-			assert_true(mono_ms() < end);
-			nap(100);
+			assert_true(th_mono_ms() < end);
+			th_nap(100);
 		}
 	}
 	agree(x, "terms");
@@ -680,13 +575,13 @@ static void test_notification_deemed(void **state)
 	                    "CNY",         NULL};
 	leaf_of(tally_ok(x, &x->cus, tp), prop);
 	const char *ta[] = {"tally", "terms", "accept", "--channel", x->sup.origin, prop, NULL};
-	uint64_t end = mono_ms() + WAIT_MS;
+	uint64_t end = th_mono_ms() + WAIT_MS;
 	while (tally(x, &x->sup, ta) != 0) {
-		assert_true(mono_ms() < end);
-		nap(100);
+		assert_true(th_mono_ms() < end);
+		th_nap(100);
 	}
 	agree(x, "notification terms");
-	nap(5); /* the statement's time must be after the accept's */
+	th_nap(5); /* the statement's time must be after the accept's */
 	import(x, "examples/statement.csv", "ST-N-1", leaf);
 	expect_status(x, &x->cus, leaf, "seen");
 	agree(x, "statement under notification terms");

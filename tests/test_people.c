@@ -28,27 +28,16 @@ struct fx {
 
 static int tally(struct fx *x, const char *const *argv)
 {
-	static const char *env[4];
-	env[0] = x->home_env;
-	env[1] = "TALLY_PASSPHRASE=" PASS;
-	env[2] = "TALLY_PERSON_PASSPHRASE=" PERSON_PASS;
-	env[3] = NULL;
-	th_run_free(&x->r);
-	assert_int_equal(th_run(&x->r, argv, env, NULL, 0, 300), 0);
-	return x->r.status;
+	const char *env[] = {x->home_env, "TALLY_PASSPHRASE=" PASS,
+	                     "TALLY_PERSON_PASSPHRASE=" PERSON_PASS, NULL};
+	return th_tally_env(&x->r, env, argv, 300);
 }
 
 /* Runs argv, requires exit 0 and copies the first stdout line to out. */
 static void tally_line(struct fx *x, const char *const *argv, char *out, size_t cap)
 {
-	int rc = tally(x, argv);
-	if (rc != 0)
-		fprintf(stderr, "%s: exit %d: %s\n", argv[1], rc, x->r.err);
-	assert_int_equal(rc, 0);
-	size_t n = strcspn(x->r.out, "\n");
-	assert_true(n < cap);
-	memcpy(out, x->r.out, n);
-	out[n] = 0;
+	tally(x, argv);
+	th_first_line(&x->r, argv, out, cap);
 }
 
 static int setup(void **state)
@@ -360,9 +349,9 @@ static void test_statement_send(void **state)
 {
 	struct fx *x = *state;
 	char path[4300], bad[4300], line[512];
-	const char *dry[] = {"tally",      "statement",   "import", "examples/statement.csv",
-	                     "--channel",  x->sup_origin, "--id",   "ST-2",
-	                     "--currency", "CNY",         "--from", "2026-11-01",
+	const char *dry[] = {"tally",      "statement",   "import",    "examples/statement.csv",
+	                     "--channel",  x->sup_origin, "--id",      "ST-2",
+	                     "--currency", "CNY",         "--from",    "2026-11-01",
 	                     "--to",       "2026-11-30",  "--dry-run", NULL};
 	assert_int_equal(tally(x, dry), 0);
 	snprintf(path, sizeof path, "%s/st2.json", x->dir);
@@ -378,7 +367,8 @@ static void test_statement_send(void **state)
 	assert_int_equal(th_write_file(bad, s, strlen(s)), 0);
 	free(s);
 	json_decref(j);
-	const char *send_bad[] = {"tally", "statement", "send", bad, "--channel", x->sup_origin, NULL};
+	const char *send_bad[] = {"tally",     "statement",   "send", bad,
+	                          "--channel", x->sup_origin, NULL};
 	assert_int_equal(tally(x, send_bad), 1);
 	assert_non_null(strstr(x->r.err, "but opening + lines ="));
 	assert_non_null(strstr(x->r.err, "nothing was sent"));
@@ -397,7 +387,8 @@ static void test_statement_send(void **state)
 	assert_non_null(strchr(line, ' ')); /* "seq leaf" */
 	assert_int_equal(tally(x, all), 0);
 	j = json_loads(x->r.out, 0, NULL);
-	assert_int_equal(json_array_size(j), before + 2); /* one row per side of the two-book home */
+	assert_int_equal(json_array_size(j),
+	                 before + 2); /* one row per side of the two-book home */
 	json_decref(j);
 }
 

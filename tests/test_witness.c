@@ -8,7 +8,7 @@
  * Every process started here is stopped and reaped by teardown, also when
  * an assertion fails. TALLY_TEST_KEEP=1 keeps each test's directory.
  */
-#include "harness.h"
+#include "nodes.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -18,8 +18,8 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sodium.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,8 +59,8 @@ static void tlog_init(struct tlog *l, const char *origin)
 		int n = snprintf(d, sizeof d, "%s leaf %d", origin, i);
 		tl_merkle_leaf_hash(leaves[i], (const uint8_t *)d, (size_t)n);
 	}
-	assert_int_equal(tl_merkle_mem_build(&l->mem, (const uint8_t(*)[TL_HASH_LEN])leaves, NLEAVES),
-	                 0);
+	assert_int_equal(
+	        tl_merkle_mem_build(&l->mem, (const uint8_t(*)[TL_HASH_LEN])leaves, NLEAVES), 0);
 	free(leaves);
 	l->src = tl_merkle_mem_src(&l->mem);
 	assert_int_equal(tl_vkey_from_pub(&vk, origin, TL_SIGTYPE_ED25519, l->kp.pk), 0);
@@ -100,8 +100,8 @@ static void checkpoint_note(struct tlog *l, uint64_t size, const uint8_t *root_o
 		tlog_root(l, size, cp.root);
 	tl_buf_init(&text, 4096);
 	assert_int_equal(tl_checkpoint_format(&cp, &text), 0);
-	assert_int_equal(tl_note_sign(out, (const char *)text.data, text.len, name ? name : l->origin,
-	                              kp ? kp : &l->kp),
+	assert_int_equal(tl_note_sign(out, (const char *)text.data, text.len,
+	                              name ? name : l->origin, kp ? kp : &l->kp),
 	                 0);
 	tl_buf_release(&text);
 }
@@ -228,39 +228,6 @@ struct fx {
 	struct tlog logs[MAX_LOGS];
 };
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void nap(unsigned ms)
-{
-	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-static const char *tallyd_bin(void)
-{
-	const char *t = getenv("TALLYD_BIN");
-	return t && *t ? t : "build/tallyd";
-}
-
-static const char *log_tail(const struct fx *x)
-{
-	static char tail[4000];
-	size_t len = 0;
-	char *text = th_read_file(x->log, &len);
-	if (!text)
-		return "(no log)";
-	size_t from = len > sizeof tail - 1 ? len - (sizeof tail - 1) : 0;
-	snprintf(tail, sizeof tail, "%s", text + from);
-	free(text);
-	return tail;
-}
-
 /* Runs tally on the witness home; status returned, output in r. */
 static int tally(struct fx *x, struct th_run *r, const char *const *argv)
 {
@@ -269,13 +236,6 @@ static int tally(struct fx *x, struct th_run *r, const char *const *argv)
 	th_run_free(r);
 	assert_int_equal(th_run(r, argv, env, NULL, 0, 120), 0);
 	return r->status;
-}
-
-static void chomp(char *s)
-{
-	size_t n = strlen(s);
-	while (n && (s[n - 1] == '\n' || s[n - 1] == '\r'))
-		s[--n] = 0;
 }
 
 static void allow(struct fx *x, const char *origin, const char *vkey)
@@ -301,7 +261,7 @@ static int setup(void **state)
 	const char *a[] = {"tally", "witness", "init", "--name", WNAME, NULL};
 	if (tally(x, &r, a) != 0)
 		fail_msg("witness init: %s", r.err);
-	chomp(r.out);
+	th_chomp(r.out);
 	snprintf(x->vkey, sizeof x->vkey, "%s", r.out);
 	assert_int_equal(tl_vkey_parse(&x->wvk, x->vkey, strlen(x->vkey)), 0);
 	assert_int_equal(x->wvk.type, TL_SIGTYPE_COSIG);
@@ -312,23 +272,7 @@ static int setup(void **state)
 
 static int stop_witness(struct fx *x, int sig)
 {
-	int st = 0;
-	if (x->pid <= 0)
-		return -1;
-	kill(x->pid, sig);
-	uint64_t end = mono_ms() + 30000;
-	for (;;) {
-		pid_t p = waitpid(x->pid, &st, WNOHANG);
-		if (p == x->pid || (p < 0 && errno != EINTR))
-			break;
-		if (mono_ms() > end) {
-			kill(x->pid, SIGKILL);
-			waitpid(x->pid, &st, 0);
-			st = -1;
-			break;
-		}
-		nap(POLL_MS);
-	}
+	int st = th_stop_pid(x->pid, sig, 30000);
 	x->pid = 0;
 	return st;
 }
@@ -339,11 +283,7 @@ static int teardown(void **state)
 	stop_witness(x, SIGTERM);
 	for (int i = 0; i < MAX_LOGS; i++)
 		tlog_free(&x->logs[i]);
-	if (getenv("TALLY_TEST_KEEP"))
-		fprintf(stderr, "kept %s\n", x->dir);
-	else
-		th_rmtree(x->dir);
-	free(x->dir);
+	th_tmpdir_done(x->dir);
 	free(x);
 	return 0;
 }
@@ -351,54 +291,23 @@ static int teardown(void **state)
 /* Starts the witness; extra: NULL or one more option and its value. */
 static pid_t spawn_witness(struct fx *x, const char *opt, const char *val)
 {
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int lf = open(x->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		int nul = open("/dev/null", O_RDWR);
-		if (lf < 0 || nul < 0)
-			_exit(126);
-		dup2(nul, 0);
-		dup2(nul, 1);
-		dup2(lf, 2);
-		setenv("TALLY_PASSPHRASE", PASS, 1);
-		if (opt)
-			execl(tallyd_bin(), "tallyd", "--witness", "--home", x->home, "--listen",
-			      "127.0.0.1:0", "--log", "debug", opt, val, (char *)NULL);
-		else
-			execl(tallyd_bin(), "tallyd", "--witness", "--home", x->home, "--listen",
-			      "127.0.0.1:0", "--log", "debug", (char *)NULL);
-		_exit(127);
-	}
-	return pid;
+	const char *argv[] = {"tallyd", "--witness", "--home", x->home, "--listen", "127.0.0.1:0",
+	                      "--log",  "debug",     opt,      val,     NULL};
+	return th_spawn_tallyd(x->log, NULL, PASS, argv); /* opt NULL ends argv there */
 }
 
 static void start_witness(struct fx *x, const char *opt, const char *val)
 {
 	char path[4200];
+	int st = 0;
 	snprintf(path, sizeof path, "%s/witness.addr", x->home);
 	unlink(path);
 	x->pid = spawn_witness(x, opt, val);
-	uint64_t end = mono_ms() + 30000;
-	for (;;) {
-		int st;
-		if (waitpid(x->pid, &st, WNOHANG) == x->pid) {
-			x->pid = 0;
-			fail_msg("tallyd --witness exited (status %d); log:\n%s", st, log_tail(x));
-		}
-		char *text = th_read_file(path, NULL);
-		char *nl = text ? strchr(text, '\n') : NULL;
-		if (nl) {
-			*nl = 0;
-			snprintf(x->addr, sizeof x->addr, "%s", text);
-			free(text);
-			break;
-		}
-		free(text);
-		if (mono_ms() > end)
-			fail_msg("tallyd --witness wrote no witness.addr; log:\n%s", log_tail(x));
-		nap(POLL_MS);
-	}
+	int rc = th_wait_addr(&x->pid, path, x->addr, sizeof x->addr, 30000, POLL_MS, &st);
+	if (rc < 0)
+		fail_msg("tallyd --witness exited (status %d); log:\n%s", st, th_file_tail(x->log));
+	if (rc == 0)
+		fail_msg("tallyd --witness wrote no witness.addr; log:\n%s", th_file_tail(x->log));
 	assert_non_null(strstr(x->addr, "127.0.0.1:"));
 }
 
@@ -406,7 +315,8 @@ static void restart_clean(struct fx *x, const char *opt, const char *val)
 {
 	int st = stop_witness(x, SIGTERM);
 	if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		fail_msg("the witness did not stop cleanly (status %d); log:\n%s", st, log_tail(x));
+		fail_msg("the witness did not stop cleanly (status %d); log:\n%s", st,
+		         th_file_tail(x->log));
 	start_witness(x, opt, val);
 }
 
@@ -454,12 +364,15 @@ static uint64_t check_cosig(const struct fx *x, const struct tl_buf *note, const
 		assert_int_equal(ts, t);
 		const char *sep = strstr((const char *)note->data, "\n\n");
 		assert_non_null(sep);
-		int hl = snprintf(hdr, sizeof hdr, "cosignature/v1\ntime %llu\n", (unsigned long long)ts);
+		int hl = snprintf(hdr, sizeof hdr, "cosignature/v1\ntime %llu\n",
+		                  (unsigned long long)ts);
 		tl_buf_init(&all, 1 << 17);
 		assert_int_equal(tl_buf_add(&all, hdr, (size_t)hl), 0);
-		assert_int_equal(tl_buf_add(&all, note->data, (size_t)(sep + 1 - (const char *)note->data)),
-		                 0);
-		assert_int_equal(crypto_sign_verify_detached(raw + 12, all.data, all.len, x->wvk.pk), 0);
+		assert_int_equal(
+		        tl_buf_add(&all, note->data, (size_t)(sep + 1 - (const char *)note->data)),
+		        0);
+		assert_int_equal(
+		        crypto_sign_verify_detached(raw + 12, all.data, all.len, x->wvk.pk), 0);
 		tl_buf_release(&all);
 	}
 	return t;
@@ -715,8 +628,9 @@ static void test_status_codes(void **state)
 		assert_int_equal(tl_note_sign(&extra, text, tl, "someone.else", &other->kp), 0);
 		/* note + the other line */
 		const char *line = strstr((char *)extra.data, "\n\n") + 2;
-		assert_int_equal(tl_buf_add(&note, line, extra.len - (size_t)(line - (char *)extra.data)),
-		                 0);
+		assert_int_equal(
+		        tl_buf_add(&note, line, extra.len - (size_t)(line - (char *)extra.data)),
+		        0);
 		tl_buf_release(&extra);
 	}
 	assert_int_equal(tl_merkle_consistency_proof(&b->src, 4, 6, proof, TL_MERKLE_MAX_PROOF, &n),
@@ -887,7 +801,7 @@ static void test_concurrent_no_rollback(void **state)
 		}
 	}
 	assert_true(rs[0].nok > 0 && rs[1].nok > 0); /* both won some */
-	for (int i = 0; i < total; i++) /* selection sort by old */
+	for (int i = 0; i < total; i++)              /* selection sort by old */
 		for (int k = i + 1; k < total; k++)
 			if (olds[k] < olds[i]) {
 				uint64_t t = olds[i];
@@ -957,19 +871,21 @@ static void test_shutdown_answers(void **state)
 	}
 	for (int round = 0; round < 3; round++) {
 		for (int i = 0; i < MAX_LOGS; i++)
-			assert_int_equal(pthread_create(&th[i], NULL, grow_until_refused, &g[i]), 0);
-		nap(150 + 50 * (unsigned)round);
+			assert_int_equal(pthread_create(&th[i], NULL, grow_until_refused, &g[i]),
+			                 0);
+		th_nap(150 + 50 * (unsigned)round);
 		int st = stop_witness(x, SIGTERM);
 		if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
 			fail_msg("the witness did not stop cleanly (status %d); log:\n%s", st,
-			         log_tail(x));
+			         th_file_tail(x->log));
 		for (int i = 0; i < MAX_LOGS; i++)
 			pthread_join(th[i], NULL);
 		start_witness(x, NULL, NULL);
 		for (int i = 0; i < MAX_LOGS; i++) {
 			uint64_t stored = probe_size(x, &x->logs[i], NLEAVES - 1);
 			if (stored != g[i].acked)
-				fail_msg("round %d, log %d: stored size %llu, last acknowledged %llu",
+				fail_msg("round %d, log %d: stored size %llu, last acknowledged "
+				         "%llu",
 				         round, i, (unsigned long long)stored,
 				         (unsigned long long)g[i].acked);
 		}
@@ -1130,14 +1046,14 @@ static void test_cli_and_lock(void **state)
 	/* A second server on the same home exits at once with a reason. */
 	pid_t p2 = spawn_witness(x, NULL, NULL);
 	int st = 0;
-	uint64_t end = mono_ms() + 30000;
+	uint64_t end = th_mono_ms() + 30000;
 	while (waitpid(p2, &st, WNOHANG) != p2) {
-		if (mono_ms() > end) {
+		if (th_mono_ms() > end) {
 			kill(p2, SIGKILL);
 			waitpid(p2, &st, 0);
 			fail_msg("a second witness on one home kept running");
 		}
-		nap(POLL_MS);
+		th_nap(POLL_MS);
 	}
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) != 0);
 	char *text = th_read_file(x->log, NULL);
@@ -1147,12 +1063,12 @@ static void test_cli_and_lock(void **state)
 
 	const char *vk[] = {"tally", "witness", "vkey", NULL};
 	assert_int_equal(tally(x, &r, vk), 0);
-	chomp(r.out);
+	th_chomp(r.out);
 	assert_string_equal(r.out, x->vkey);
 	const char *init2[] = {"tally", "witness", "init", "--name", "other.name", NULL};
 	assert_int_equal(tally(x, &r, init2), 1);
-	const char *badname[] = {"tally", "--home", "/nonexistent-h1/x", "witness", "init",
-	                         "--name", "has space", NULL};
+	const char *badname[] = {"tally", "--home", "/nonexistent-h1/x", "witness",
+	                         "init",  "--name", "has space",         NULL};
 	assert_int_equal(tally(x, &r, badname), 2);
 	/* A cosigner key, a damaged key id, garbage: usage errors. */
 	const char *cosig[] = {"tally", "witness", "allow", "o", x->vkey, NULL};
@@ -1185,21 +1101,26 @@ static void test_cli_and_lock(void **state)
 	assert_int_equal(th_run(&r, ini, env, NULL, 0, 120), 0);
 	assert_int_equal(r.status, 0);
 	th_run_free(&r);
-	const char *fnew[] = {"tally", "feed", "new", "--book", "acme", "--peer",
+	const char *fnew[] = {"tally",
+	                      "feed",
+	                      "new",
+	                      "--book",
+	                      "acme",
+	                      "--peer",
 	                      "0101010101010101010101010101010101010101010101010101010101010101",
 	                      NULL};
 	assert_int_equal(th_run(&r, fnew, env, NULL, 0, 120), 0);
 	if (r.status != 0)
 		fail_msg("feed new: %s", r.err);
 	char origin[300];
-	chomp(r.out);
+	th_chomp(r.out);
 	snprintf(origin, sizeof origin, "%s", r.out);
 	th_run_free(&r);
 	const char *fvk[] = {"tally", "feed", "vkey", origin, NULL};
 	assert_int_equal(th_run(&r, fvk, env, NULL, 0, 120), 0);
 	assert_int_equal(r.status, 0);
 	char fvkey[600];
-	chomp(r.out);
+	th_chomp(r.out);
 	snprintf(fvkey, sizeof fvkey, "%s", r.out);
 	th_run_free(&r);
 	allow(x, origin, fvkey);

@@ -12,7 +12,7 @@
  * poll; every process is stopped by teardown. TALLY_TEST_KEEP=1 keeps the
  * directory (logs, stores) and prints its path.
  */
-#include "harness.h"
+#include "nodes.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -51,20 +51,6 @@ struct fx {
 	int lfd; /* a listener that never answers */
 };
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void nap(unsigned ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
 static unsigned limit(unsigned ms)
 {
 	return getenv("TALLY_ASAN") ? ms * 3 : ms;
@@ -72,40 +58,7 @@ static unsigned limit(unsigned ms)
 
 static int wait_for(int (*cond)(void *), void *ctx, unsigned timeout_ms)
 {
-	uint64_t end = mono_ms() + limit(timeout_ms);
-	for (;;) {
-		if (cond(ctx))
-			return 1;
-		if (mono_ms() >= end)
-			return 0;
-		nap(POLL_MS);
-	}
-}
-
-static const char *tallyd_bin(void)
-{
-	const char *t = getenv("TALLYD_BIN");
-	return t && *t ? t : "build/tallyd";
-}
-
-static void chomp(char *s)
-{
-	size_t n = strlen(s);
-	while (n && (s[n - 1] == '\n' || s[n - 1] == '\r'))
-		s[--n] = 0;
-}
-
-static const char *log_tail(const struct proc *p)
-{
-	static char tail[5000];
-	size_t len = 0;
-	char *text = th_read_file(p->log, &len);
-	if (!text)
-		return "(no log)";
-	snprintf(tail, sizeof tail, "%s",
-	         text + (len > sizeof tail - 1 ? len - sizeof tail + 1 : 0));
-	free(text);
-	return tail;
+	return th_wait_every(cond, ctx, limit(timeout_ms), POLL_MS);
 }
 
 static int log_has(const struct proc *p, const char *needle)
@@ -131,19 +84,7 @@ static int setup(void **state)
 
 static void proc_stop(struct proc *p, int sig)
 {
-	int st;
-	if (p->pid <= 0)
-		return;
-	kill(p->pid, sig);
-	uint64_t end = mono_ms() + limit(30000);
-	while (waitpid(p->pid, &st, WNOHANG) == 0) {
-		if (mono_ms() > end) {
-			kill(p->pid, SIGKILL);
-			waitpid(p->pid, &st, 0);
-			break;
-		}
-		nap(POLL_MS);
-	}
+	th_stop_pid(p->pid, sig, limit(30000));
 	p->pid = 0;
 }
 
@@ -154,11 +95,7 @@ static int teardown(void **state)
 		proc_stop(&x->p[i], SIGTERM);
 	if (x->lfd >= 0)
 		close(x->lfd);
-	if (getenv("TALLY_TEST_KEEP"))
-		fprintf(stderr, "kept %s\n", x->dir);
-	else
-		th_rmtree(x->dir);
-	free(x->dir);
+	th_tmpdir_done(x->dir);
 	free(x);
 	return 0;
 }
@@ -192,7 +129,7 @@ static struct proc *node_new(struct fx *x, const char *name)
 	const char *a[] = {"tally", "init", "--book", name, NULL};
 	if (tally_in(p->home, &r, a) != 0)
 		fail_msg("tally init %s: %s", name, r.err);
-	chomp(r.out);
+	th_chomp(r.out);
 	assert_int_equal(strlen(r.out), 64);
 	snprintf(p->key, sizeof p->key, "%s", r.out);
 	th_run_free(&r);
@@ -227,66 +164,27 @@ static void witness_allow(struct proc *w, const char *origin, const char *vkey)
 	th_run_free(&r);
 }
 
-struct start_wait {
-	struct proc *p;
-	char path[4300];
-	int died;
-};
-
-static int started(void *ctx)
-{
-	struct start_wait *w = ctx;
-	int st;
-	if (waitpid(w->p->pid, &st, WNOHANG) == w->p->pid) {
-		w->p->pid = 0;
-		w->died = 1;
-		return 1;
-	}
-	char *text = th_read_file(w->path, NULL);
-	char *nl = text ? strchr(text, '\n') : NULL;
-	if (nl && nl != text && (size_t)(nl - text) < sizeof w->p->addr) {
-		*nl = 0;
-		snprintf(w->p->addr, sizeof w->p->addr, "%s", text);
-	}
-	free(text);
-	return nl != NULL;
-}
-
 /* Starts tallyd (conf NULL: as a witness) on p's home; listen NULL keeps
  * p->addr if set (a restart on the same port), else port 0. */
 static void proc_start(struct proc *p, const char *conf)
 {
-	char listen[64], cpath[4300];
-	struct start_wait w = {.p = p};
+	char listen[64], cpath[4300], path[4300];
 	snprintf(listen, sizeof listen, "%s", p->addr[0] ? p->addr : "127.0.0.1:0");
-	snprintf(w.path, sizeof w.path, "%s/%s", p->home, conf ? "tallyd.addr" : "witness.addr");
-	unlink(w.path);
+	snprintf(path, sizeof path, "%s/%s", p->home, conf ? "tallyd.addr" : "witness.addr");
+	unlink(path);
 	if (conf) {
 		snprintf(cpath, sizeof cpath, "%s.conf", p->home);
 		assert_int_equal(th_write_file(cpath, conf, strlen(conf)), 0);
+		const char *argv[] = {"tallyd",   "--config", cpath,   "--home", p->home,
+		                      "--listen", listen,     "--log", "debug",  NULL};
+		p->pid = th_spawn_tallyd(p->log, NULL, PASS, argv);
+	} else {
+		const char *argv[] = {"tallyd", "--witness", "--home", p->home, "--listen",
+		                      listen,   "--log",     "debug",  NULL};
+		p->pid = th_spawn_tallyd(p->log, NULL, PASS, argv);
 	}
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int lf = open(p->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		int nul = open("/dev/null", O_RDWR);
-		if (lf < 0 || nul < 0)
-			_exit(126);
-		dup2(nul, 0);
-		dup2(nul, 1);
-		dup2(lf, 2);
-		setenv("TALLY_PASSPHRASE", PASS, 1);
-		if (conf)
-			execl(tallyd_bin(), "tallyd", "--config", cpath, "--home", p->home,
-			      "--listen", listen, "--log", "debug", (char *)NULL);
-		else
-			execl(tallyd_bin(), "tallyd", "--witness", "--home", p->home, "--listen",
-			      listen, "--log", "debug", (char *)NULL);
-		_exit(127);
-	}
-	p->pid = pid;
-	if (!wait_for(started, &w, 30000) || w.died)
-		fail_msg("%s did not start; log:\n%s", p->name, log_tail(p));
+	if (th_wait_addr(&p->pid, path, p->addr, sizeof p->addr, limit(30000), POLL_MS, NULL) != 1)
+		fail_msg("%s did not start; log:\n%s", p->name, th_file_tail(p->log));
 }
 
 /* Node config naming witnesses ws[0..n). */
@@ -327,7 +225,7 @@ static void feed_vkey(struct proc *p, const char *origin, char *out, size_t cap)
 	const char *a[] = {"tally", "feed", "vkey", origin, NULL};
 	if (tally_in(p->home, &r, a) != 0)
 		fail_msg("feed vkey: %s", r.err);
-	chomp(r.out);
+	th_chomp(r.out);
 	snprintf(out, cap, "%s", r.out);
 	th_run_free(&r);
 }
@@ -439,7 +337,7 @@ static void expect_cosigned(const struct proc *p, const char *origin, uint64_t s
 	if (!wait_for(cosigned, &c, 20000))
 		fail_msg("%s: checkpoint %llu of %s has no cosignature by %s after %llu; log:\n%s",
 		         p->name, (unsigned long long)size, origin, w->name,
-		         (unsigned long long)after, log_tail(p));
+		         (unsigned long long)after, th_file_tail(p->log));
 	if (got)
 		*got = c.got;
 }
@@ -504,7 +402,7 @@ static void expect_size(const struct proc *p, const char *origin, uint64_t want)
 	if (!wait_for(has_size, &s, 20000))
 		fail_msg("%s holds %llu of %s, not %llu; log:\n%s", p->name,
 		         (unsigned long long)feed_size(p, origin, NULL), origin,
-		         (unsigned long long)want, log_tail(p));
+		         (unsigned long long)want, th_file_tail(p->log));
 }
 
 struct log_wait {
@@ -522,7 +420,7 @@ static void expect_log(const struct proc *p, const char *needle)
 {
 	struct log_wait w = {p, needle};
 	if (!wait_for(log_cond, &w, 20000))
-		fail_msg("'%s' not in the log of %s:\n%s", needle, p->name, log_tail(p));
+		fail_msg("'%s' not in the log of %s:\n%s", needle, p->name, th_file_tail(p->log));
 }
 
 /* Two started nodes a (supplier) and b with a channel; origins out. */
@@ -607,7 +505,7 @@ static void test_cosign_two_of_three(void **state)
 		found = has_cosigned_seen(b, ob, w[0]);
 		if (!found) {
 			append_ok(a, oa, i);
-			nap(3000);
+			th_nap(3000);
 		}
 	}
 	assert_true(found || has_cosigned_seen(b, ob, w[0]));
@@ -888,11 +786,11 @@ static void test_hanging_witness(void **state)
 	proc_stop(a, SIGTERM);
 	assert_true(log_has(a, "stopped"));
 	proc_start(a, conf);
-	nap(500);
+	th_nap(500);
 	const char *st[] = {"tally", "--json", "status", NULL};
-	uint64_t t0 = mono_ms();
+	uint64_t t0 = th_mono_ms();
 	assert_int_equal(tally_in(a->home, &r, st), 0);
-	uint64_t took = mono_ms() - t0;
+	uint64_t took = th_mono_ms() - t0;
 	/* The request hangs for 60 s; a loop blocked by it could not answer
 	 * within a fraction of that. */
 	assert_true(took < 20000);
