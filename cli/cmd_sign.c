@@ -137,9 +137,18 @@ int cmd_sign(int argc, char **argv)
 		              c.pos[0]);
 		goto done;
 	}
+	/* What a person signs must be a statement every party accepts: the
+	 * channel state's own checks (fields, totals), before it is shown. */
+	char why[256];
+	if (tl_statement_body_check(e.body, e.body_len, why, sizeof why) != 0) {
+		rc = cli_fail(&c, EXIT_INVALID,
+		              "%s: the statement %s; refusing to sign what no party would accept",
+		              c.pos[0], why);
+		goto done;
+	}
 	st = tl_mp_to_json(e.body, e.body_len);
-	if (!json_is_integer(json_object_get(st, "closing")) || !jstr(st, "id")) {
-		rc = cli_fail(&c, EXIT_INVALID, "%s: the statement has no id or closing", c.pos[0]);
+	if (!st) {
+		rc = cli_fail(&c, EXIT_ENV, "out of memory");
 		goto done;
 	}
 	summary(out ? stdout : stderr, st, lh, jstr(f, "supplier"));

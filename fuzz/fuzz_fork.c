@@ -5,7 +5,9 @@
  * The input is a proof file. The harness decodes it the way `tally forks
  * verify` does (cli/cmd_forks.c: format, type, origin, a vkey that must be
  * the origin's key, seq or size, a and b, root and proof) and hands the
- * fields to tl_fork_verify, the code under test.
+ * fields to tl_fork_verify, the code under test. An input starting with
+ * 0xff is instead the raw fields of a peer's `fork` message (type, at, a,
+ * b, extra: see decode_bin), as daemon.c passes them for the feed's origin.
  *
  * A fuzzer cannot forge Ed25519 signatures. The harness signs, at start-up
  * and deterministically, a small set of objects with one feed key: records
@@ -21,7 +23,8 @@
  *   - the verdict is deterministic and a refusal always gives a reason.
  *
  * Seeds: TALLY_FUZZ_FORK_SEEDS=DIR ./fuzz_fork writes the three valid
- * proofs (records, checkpoints, consistency) to DIR, checks that each
+ * proofs (records, checkpoints, consistency), as files and as raw fields,
+ * to DIR, checks that each
  * verifies and that every single-byte change of each file (all 255 other
  * values at every position) is refused or decodes to the same proof, and
  * exits (status 0 when all holds).
@@ -30,6 +33,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sodium.h>
 
 #include "node/wclient.h"
 
@@ -47,8 +52,9 @@ static char vkey_text[TL_NAME_MAX + 128];
 static struct tl_buf known[NKNOWN];
 static size_t nknown;
 
-/* The three valid proof files. */
+/* The three valid proof files, and the same proofs as raw fields. */
 static char *seed_file[3];
+static struct tl_buf seed_bin[3];
 
 /* A proof file's content after decoding. */
 struct proof {
@@ -245,6 +251,32 @@ static int verify(const char *org, const struct proof *p, int swap, char *why, s
 	                      p->x.len, why, cap);
 }
 
+/* A fork message's fields as raw bytes (a peer's `fork`, daemon.c): 0xff,
+ * type, 8-byte at, then a, b and extra, each a 2-byte length and bytes.
+ * The origin is the feed's (the node knows whose feed it is). */
+static int decode_bin(const uint8_t *d, size_t n, const char **origin_out, struct proof *p)
+{
+	struct tl_buf *f[3] = {&p->a, &p->b, &p->x};
+	size_t pos = 10;
+
+	if (n < pos)
+		return -1;
+	p->type = d[1];
+	for (int i = 0; i < 8; i++)
+		p->at = p->at << 8 | d[2 + i];
+	for (int k = 0; k < 3; k++) {
+		size_t len = pos + 2 <= n ? (size_t)d[pos] << 8 | d[pos + 1] : 0;
+		pos = pos + 2 <= n ? pos + 2 : n;
+		if (len > n - pos)
+			len = n - pos;
+		if (tl_buf_add(f[k], d + pos, len) != 0)
+			return -1;
+		pos += len;
+	}
+	*origin_out = origin;
+	return 0;
+}
+
 /* 1 accepted, 0 refused; *p the decoded fields (valid when decoded). */
 static int run_one(const uint8_t *data, size_t size, struct proof *p)
 {
@@ -253,7 +285,8 @@ static int run_one(const uint8_t *data, size_t size, struct proof *p)
 	char why[300], why2[300];
 	int rc, rc2, ok = 0;
 
-	if (decode(data, size, &j, &org, p) == 0) {
+	if (size && data[0] == 0xff ? decode_bin(data, size, &org, p) == 0
+	                            : decode(data, size, &j, &org, p) == 0) {
 		why[0] = why2[0] = '\0';
 		rc = verify(org, p, 0, why, sizeof why);
 		rc2 = verify(org, p, 0, why2, sizeof why2);
@@ -262,8 +295,8 @@ static int run_one(const uint8_t *data, size_t size, struct proof *p)
 			abort();
 		if (rc > 0)
 			abort(); /* 0 or a negative TL_E code */
-		if (p->type != TL_FORK_CONSISTENCY && (verify(org, p, 1, why2, sizeof why2) == 0) !=
-		                                              (rc == 0))
+		if (p->type != TL_FORK_CONSISTENCY &&
+		    (verify(org, p, 1, why2, sizeof why2) == 0) != (rc == 0))
 			abort(); /* the order of a and b decided */
 		if (rc == 0) {
 			check_accepted(org, p);
@@ -384,6 +417,29 @@ static void tree_root(const uint8_t (*leaves)[TL_HASH_LEN], uint64_t n, uint64_t
 	tl_merkle_mem_release(&m);
 }
 
+static void put16(struct tl_buf *b, const void *p, size_t len)
+{
+	uint8_t h[2] = {(uint8_t)(len >> 8), (uint8_t)len};
+
+	if (len > 0xffff || tl_buf_add(b, h, 2) != 0 || tl_buf_add(b, p, len) != 0)
+		abort();
+}
+
+static void bin_seed(struct tl_buf *out, int type, uint64_t at, const struct tl_buf *a,
+                     const struct tl_buf *b, const uint8_t *x, size_t xlen)
+{
+	uint8_t h[10] = {0xff, (uint8_t)type};
+
+	for (int i = 0; i < 8; i++)
+		h[2 + i] = (uint8_t)(at >> (56 - 8 * i));
+	tl_buf_init(out, 1u << 20);
+	if (tl_buf_add(out, h, sizeof h) != 0)
+		abort();
+	put16(out, a->data, a->len);
+	put16(out, b->data, b->len);
+	put16(out, x, xlen);
+}
+
 static void make_seeds(void)
 {
 	uint8_t seed[TL_SEED_LEN], ch[TL_CHANNEL_LEN], prev[TL_HASH_LEN];
@@ -452,6 +508,15 @@ static void make_seeds(void)
 	json_object_set_new(j, "proof", arr);
 	seed_file[2] = file_of(j);
 
+	bin_seed(&seed_bin[0], TL_FORK_RECORDS, 2, &r2a, &r2b, NULL, 0);
+	bin_seed(&seed_bin[1], TL_FORK_CHECKPOINTS, 4, &na, &nb, NULL, 0);
+	{
+		uint8_t x[TL_HASH_LEN * (1 + TL_MERKLE_MAX_PROOF)];
+		memcpy(x, rb4, TL_HASH_LEN);
+		memcpy(x + TL_HASH_LEN, proof, np * TL_HASH_LEN);
+		bin_seed(&seed_bin[2], TL_FORK_CONSISTENCY, 4, &na, &n8, x, (np + 1) * TL_HASH_LEN);
+	}
+
 	tl_buf_release(&r0);
 	tl_buf_release(&r1);
 	tl_buf_release(&r2a);
@@ -462,9 +527,8 @@ static void make_seeds(void)
 }
 
 /* Every single-byte change of a valid proof is refused or means the same. */
-static unsigned long sweep(const char *file)
+static unsigned long sweep(const char *file, size_t len)
 {
-	size_t len = strlen(file);
 	uint8_t *m = malloc(len);
 	struct proof orig, p;
 	unsigned long same = 0;
@@ -502,8 +566,8 @@ static unsigned long sweep(const char *file)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	static const char *const names[3] = {"records.json", "checkpoints.json",
-	                                     "consistency.json"};
+	static const char *const names[6] = {"records.json", "checkpoints.json", "consistency.json",
+	                                     "records.bin",  "checkpoints.bin",  "consistency.bin"};
 	const char *dir = getenv("TALLY_FUZZ_FORK_SEEDS");
 
 	(void)argc;
@@ -513,22 +577,24 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	make_seeds();
 	if (!dir)
 		return 0;
-	for (int k = 0; k < 3; k++) {
+	for (int k = 0; k < 6; k++) {
+		const char *bytes = k < 3 ? seed_file[k] : (const char *)seed_bin[k - 3].data;
+		size_t len = k < 3 ? strlen(seed_file[k]) : seed_bin[k - 3].len;
 		char path[4200];
 		FILE *f;
 		unsigned long same;
 
 		snprintf(path, sizeof path, "%s/%s", dir, names[k]);
-		f = fopen(path, "w");
-		if (!f || fputs(seed_file[k], f) < 0 || fclose(f) != 0) {
+		f = fopen(path, "wb");
+		if (!f || fwrite(bytes, 1, len, f) != len || fclose(f) != 0) {
 			fprintf(stderr, "cannot write %s\n", path);
 			exit(3);
 		}
-		same = sweep(seed_file[k]);
+		same = sweep(bytes, len);
 		fprintf(stderr,
 		        "%s: %zu bytes, verifies; all %zu single-byte changes checked, %lu of them "
 		        "still verify with the same content\n",
-		        path, strlen(seed_file[k]), strlen(seed_file[k]) * 255, same);
+		        path, len, len * 255, same);
 	}
 	exit(0);
 }

@@ -46,12 +46,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define T0        1790000000u
-#define MAXNOTES  16
-#define MAXCOSIG  4
-#define NWIT      4
-#define MAXI      260
-#define UNK       UINT64_MAX
+#define T0       1790000000u
+#define MAXNOTES 16
+#define MAXCOSIG 4
+#define NWIT     4
+#define MAXI     260
+#define UNK      UINT64_MAX
 
 static struct tl_keypair feed_kp, other_kp, wit_kp[NWIT];
 static char origin[TL_ORIGIN_LEN + 1], other_origin[TL_ORIGIN_LEN + 1];
@@ -293,8 +293,7 @@ static int has_issue(const struct tl_wtime *wt, enum tl_wtime_issue_kind kind)
 	return 0;
 }
 
-static void check(struct run *rn, unsigned nw, unsigned k, int badtype, int alias,
-                  uint64_t now)
+static void check(struct run *rn, unsigned nw, unsigned k, int badtype, int alias, uint64_t now)
 {
 	struct tl_vkey vks[NWIT + 2];
 	size_t nvk = 0;

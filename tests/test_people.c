@@ -11,6 +11,8 @@
 
 #include <jansson.h>
 
+#include "node/tl_node.h"
+
 #define PASS        "correct horse battery staple"
 #define PERSON_PASS "person passphrase"
 
@@ -392,6 +394,58 @@ static void test_statement_send(void **state)
 	json_decref(j);
 }
 
+/*
+ * tally sign checks what it is asked to sign as the channel state will: a
+ * statement validly signed by the supplier but whose closing does not add
+ * up is refused (exit 1, the reason named), and nothing is written.
+ */
+static void test_sign_refuses_invalid_statement(void **state)
+{
+	struct fx *x = *state;
+	char line[512], sp[4300], path[4300], ans[4300], err[256];
+	const char *body = "{\"id\":\"BAD-1\",\"version\":1,\"date\":\"2026-11-30\","
+	                   "\"period\":{\"from\":\"2026-11-01\",\"to\":\"2026-11-30\"},"
+	                   "\"currency\":\"CNY\",\"opening\":0,\"lines\":[],\"closing\":5,"
+	                   "\"aging\":{\"current\":0,\"d1_30\":0,\"d31_60\":0,\"d61_90\":0,"
+	                   "\"d90_plus\":0}}";
+	const char *ap[] = {"tally", "feed", "append", x->sup_origin, "--kind", "statement",
+	                    "--body", body, NULL};
+	tally_line(x, ap, line, sizeof line);
+	unsigned long long seq;
+	char leaf[65];
+	assert_int_equal(sscanf(line, "%llu %64s", &seq, leaf), 2);
+
+	/* The export file, made by hand from the stored record. */
+	struct tl_store *s;
+	struct tl_feed f;
+	struct tl_buf rec;
+	snprintf(sp, sizeof sp, "%s/store", x->home);
+	assert_int_equal(tl_store_open(&s, sp, 0, 0, err, sizeof err), 0);
+	assert_int_equal(tl_store_feed_get(s, x->sup_origin, &f), 0);
+	tl_buf_init(&rec, TL_RECORD_MAX);
+	assert_int_equal(tl_store_record(s, &f, seq, &rec), 0);
+	char *b64 = malloc(tl_b64_encoded_len(rec.len) + 1);
+	tl_b64_encode(b64, rec.data, rec.len);
+	json_t *file = json_pack("{s:s,s:s,s:s,s:s,s:s}", "format", "tally-statement/v1", "record",
+	                         b64, "leaf", leaf, "supplier", x->sup_origin, "channel", x->ch);
+	char *text = json_dumps(file, 0);
+	snprintf(path, sizeof path, "%s/bad-statement.json", x->dir);
+	assert_int_equal(th_write_file(path, text, strlen(text)), 0);
+	free(text);
+	json_decref(file);
+	free(b64);
+	tl_buf_release(&rec);
+	tl_store_close(s);
+
+	snprintf(ans, sizeof ans, "%s/answer.json", x->dir);
+	const char *sign[] = {"tally", "sign", path, "--key", x->alice_key, "--confirm", "-o", ans,
+	                      NULL};
+	assert_int_equal(tally(x, sign), 1);
+	assert_non_null(strstr(x->r.err, "has closing 5, but opening + lines = 0"));
+	assert_non_null(strstr(x->r.err, "refusing to sign"));
+	assert_null(th_read_file(ans, NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -403,6 +457,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_terms_cli, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_statement_list_at, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_statement_send, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_sign_refuses_invalid_statement, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
