@@ -276,7 +276,7 @@ int tl_auditor_relay(struct tl_store *s, const struct tl_feed *f, uint64_t from,
 	cs->hi = from + TL_AUDITOR_RELAY_COUNT;
 	if (cs->hi > f->head.size)
 		cs->hi = f->head.size;
-	rc = tl_store_checkpoint_scan(s, f, cp_size, cs);
+	rc = tl_store_checkpoint_scan_from(s, f, from + 1, cp_size, cs); /* sizes in (from, hi] */
 	if (rc < 0)
 		goto out;
 	if (cs->n == 0) {

@@ -46,6 +46,7 @@
 #define BACKOFF_MAX_MS      30000
 #define HELLO_MAGIC         "TLYH"
 #define HOLD_MAX            16
+#define RETURNS_MAX         8 /* feeds sent back to one peer per session */
 #define HOLD_MS             10000
 #define HELLO_LEN           (4 + TL_PUB_LEN)
 
@@ -277,6 +278,10 @@ struct peer {
 	size_t ncursors;
 	int audit;  /* inbound, read-only: an auditor this book admitted (auditor.c) */
 	int follow; /* outbound: we are the auditor; the peer relays followed feeds */
+	/* Its own feeds we sent entries of back this session (return_push):
+	 * one batch each per session, whatever its heads say. */
+	char returned[RETURNS_MAX][TL_ORIGIN_LEN + 1];
+	int nreturned;
 };
 
 /* A remote book we should keep a session with (from the peers table). */
@@ -391,6 +396,10 @@ struct node {
 	pthread_mutex_t hold_mu;
 	struct hold {
 		char origin[TL_ORIGIN_LEN + 1];
+		/* until: 0 released (the peer sent entries back; a later claim may
+		 * hold again), else the end of the hold. One that ran out without
+		 * entries coming back is not armed again for that origin in this
+		 * run: a lying peer gets one hold, not an endless series. */
 		uint64_t until, others;
 	} holds[HOLD_MAX];
 	int stopping;
@@ -751,6 +760,13 @@ static void return_push(struct peer *p, const struct tl_feed *f, uint64_t their)
 	struct tl_buf m, note;
 	msgpack_packer pk;
 	uint64_t seq = their;
+	/* One batch per feed per session (a heads message is a few bytes; the
+	 * batch up to a MiB), and never past the peer's write queue limit. */
+	if (p->wqueued >= n->cfg.peer_wq_max || p->nreturned == RETURNS_MAX)
+		return;
+	for (int i = 0; i < p->nreturned; i++)
+		if (strcmp(p->returned[i], f->origin) == 0)
+			return;
 	/* How far one batch reaches (records and bytes), then the largest size
 	 * within it at which we hold the author's signed checkpoint. */
 	tl_buf_init(&m, TL_FRAME_MAX);
@@ -762,7 +778,8 @@ static void return_push(struct peer *p, const struct tl_feed *f, uint64_t their)
 	}
 	cpk.hi = seq;
 	tl_buf_release(&m);
-	if (tl_store_checkpoint_scan(n->store, f, pick_cp, &cpk) < 0 || cpk.best == 0 ||
+	if (tl_store_checkpoint_scan_from(n->store, f, their + 1, pick_cp, &cpk) < 0 ||
+	    cpk.best == 0 ||
 	    cpk.best > f->head.size)
 		return;
 	tl_buf_init(&m, TL_FRAME_MAX);
@@ -789,6 +806,7 @@ static void return_push(struct peer *p, const struct tl_feed *f, uint64_t their)
 		     (unsigned long long)f->head.size, (unsigned long long)their,
 		     (unsigned long long)cpk.best);
 		send_msg(p, m.data, m.len);
+		memcpy(p->returned[p->nreturned++], f->origin, TL_ORIGIN_LEN + 1);
 	}
 	tl_buf_release(&m);
 	tl_buf_release(&note);
@@ -807,29 +825,47 @@ static void hold_feed(struct peer *p, const struct tl_feed *f, uint64_t others)
 	struct node *n = p->n;
 	size_t slot = HOLD_MAX;
 	uint64_t now = now_ms();
-	logm(1,
-	     "peer %s holds %llu entries of our feed %s but we have %llu: this node may be "
-	     "restored from an old copy; appends to it wait for the peer to send them back",
-	     p->addr, (unsigned long long)others, f->origin, (unsigned long long)f->head.size);
+	int armed = 0;
 	pthread_mutex_lock(&n->hold_mu);
 	for (size_t i = 0; i < HOLD_MAX; i++)
-		if (strcmp(n->holds[i].origin, f->origin) == 0 ||
-		    (slot == HOLD_MAX && n->holds[i].until <= now))
+		if (strcmp(n->holds[i].origin, f->origin) == 0)
 			slot = i;
-	if (slot < HOLD_MAX) {
+	for (size_t i = 0; i < HOLD_MAX && slot == HOLD_MAX; i++)
+		if (!n->holds[i].origin[0] || n->holds[i].until == 0)
+			slot = i;
+	if (slot < HOLD_MAX && (!n->holds[slot].origin[0] || n->holds[slot].until == 0 ||
+	                        strcmp(n->holds[slot].origin, f->origin) != 0)) {
 		memcpy(n->holds[slot].origin, f->origin, sizeof n->holds[slot].origin);
 		n->holds[slot].until = now + HOLD_MS;
 		n->holds[slot].others = others;
+		armed = 1;
+	} else if (slot < HOLD_MAX && n->holds[slot].until > now) {
+		armed = 1; /* running: not extended */
 	}
 	pthread_mutex_unlock(&n->hold_mu);
+	if (armed)
+		logm(1,
+		     "peer %s holds %llu entries of our feed %s but we have %llu: this node may "
+		     "be restored from an old copy; appends to it wait for the peer to send them "
+		     "back",
+		     p->addr, (unsigned long long)others, f->origin,
+		     (unsigned long long)f->head.size);
+	else
+		logm(1,
+		     "peer %s claims %llu entries of our feed %s (we have %llu) but sent none "
+		     "back when asked before: appends are not held again",
+		     p->addr, (unsigned long long)others, f->origin,
+		     (unsigned long long)f->head.size);
 }
 
-static void hold_release(struct node *n, const char *origin)
+/* Entries of origin came back from the counterparty: stored (ok), or not
+ * (the hold ends now and is not armed again). */
+static void hold_release(struct node *n, const char *origin, int ok)
 {
 	pthread_mutex_lock(&n->hold_mu);
 	for (size_t i = 0; i < HOLD_MAX; i++)
 		if (strcmp(n->holds[i].origin, origin) == 0)
-			n->holds[i].until = 0;
+			n->holds[i].until = ok ? 0 : 1;
 	pthread_mutex_unlock(&n->hold_mu);
 }
 
@@ -848,6 +884,20 @@ static int held(struct node *n, const char *origin, uint64_t *others)
 	return h;
 }
 
+/* Any thread. Non-zero while appends to f are held; err says why. */
+static int held_msg(struct node *n, const struct tl_feed *f, char *err, size_t errcap)
+{
+	uint64_t others = 0;
+	if (!held(n, f->origin, &others))
+		return 0;
+	snprintf(err, errcap,
+	         "feed %s: the counterparty reports %llu entries of it but this node has "
+	         "%llu (restored from an old copy?); waiting for it to send them back — "
+	         "retry in a few seconds",
+	         f->origin, (unsigned long long)others, (unsigned long long)f->head.size);
+	return 1;
+}
+
 static void share_cp_peer(struct peer *p, const struct cursor *c, uint64_t size);
 
 /* One of our own feeds in a channel with the peer. */
@@ -862,6 +912,20 @@ static int own_feed(struct peer *p, const char *origin, size_t len, struct tl_fe
 		return -1;
 	return (f->flags & TL_FEED_OWN) && strcmp(f->book, p->book->name) == 0 &&
 	                       memcmp(f->peer, p->remote, TL_PUB_LEN) == 0
+	               ? 0
+	               : -1;
+}
+
+/* A feed this peer may send us records, checkpoints or fork evidence of:
+ * its own feed in a channel with us, a feed we follow read-only from it
+ * (we are its auditor), or with own also our own feed in the channel (sent
+ * back to a restored node, return_push; or a fork proof about it). */
+static int peer_feed(struct peer *p, const char *origin, size_t len, int own, struct tl_feed *f)
+{
+	if (remote_feed(p, origin, len, f) == 0 || (own && own_feed(p, origin, len, f) == 0))
+		return 0;
+	return p->follow && tl_auditor_followed(p->n->store, p->book->name, p->remote, origin,
+	                                        len, f) == 0
 	               ? 0
 	               : -1;
 }
@@ -959,6 +1023,34 @@ static void verify_done(uv_work_t *req, int status)
 	}
 }
 
+/* A job of this peer's (batch, checkpoint, fork evidence) is queued:
+ * reading pauses while MAX_PENDING_INGEST of them wait. */
+static void peer_job_queued(struct peer *p)
+{
+	p->pending_ingest++;
+	if (p->pending_ingest >= MAX_PENDING_INGEST && p->reading) {
+		uv_read_stop((uv_stream_t *)&p->tcp);
+		p->reading = 0;
+	}
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void process_input(struct peer *p);
+
+/* ... and done: reading resumes, frames buffered meanwhile are handled. */
+static void peer_job_done(struct peer *p)
+{
+	if (!p || p->state == P_CLOSING)
+		return;
+	p->pending_ingest--;
+	if (!p->reading && p->pending_ingest < MAX_PENDING_INGEST) {
+		uv_read_start((uv_stream_t *)&p->tcp, on_alloc, on_read);
+		p->reading = 1;
+	}
+	process_input(p); /* frames that arrived while paused */
+}
+
 static void handle_recs(struct peer *p, const msgpack_object *a)
 {
 	struct tl_feed f;
@@ -976,10 +1068,7 @@ static void handle_recs(struct peer *p, const msgpack_object *a)
 	}
 	/* Records of the peer's feed; or of our own feed in the channel, sent
 	 * back to a node restored from an old copy (return_push). */
-	if (remote_feed(p, o->via.str.ptr, o->via.str.size, &f) != 0 &&
-	    own_feed(p, o->via.str.ptr, o->via.str.size, &f) != 0 &&
-	    (!p->follow || tl_auditor_followed(p->n->store, p->book->name, p->remote,
-	                                       o->via.str.ptr, o->via.str.size, &f) != 0)) {
+	if (peer_feed(p, o->via.str.ptr, o->via.str.size, 1, &f) != 0) {
 		logm(1, "peer %s sent records of %.*s, which is not its feed in a channel with us",
 		     p->addr, (int)(o->via.str.size > 120 ? 120 : o->via.str.size), o->via.str.ptr);
 		{
@@ -1025,11 +1114,7 @@ static void handle_recs(struct peer *p, const msgpack_object *a)
 			return;
 		}
 	}
-	p->pending_ingest++;
-	if (p->pending_ingest >= MAX_PENDING_INGEST && p->reading) {
-		uv_read_stop((uv_stream_t *)&p->tcp);
-		p->reading = 0;
-	}
+	peer_job_queued(p);
 	/* Signatures are checked now, in parallel with whatever the writer is
 	 * storing; batches then enter the writer queue in arrival order. */
 	j->n = p->n;
@@ -1119,6 +1204,29 @@ static void send_fork(struct peer *p, const char *origin, int type, uint64_t at,
 	tl_buf_release(&m);
 }
 
+/* Any thread. Keeps of note's signature lines those that verify: by the
+ * feed's author, and cosignatures by witnesses this node is configured
+ * with. Lines of other keys are dropped, so that a peer cannot fill the
+ * stored note (TL_NOTE_MAX_SIGS lines) with lines nobody checked. */
+static int keep_known_sigs(struct node *n, const struct tl_vkey *author, struct tl_buf *note)
+{
+	struct tl_vkey keys[1 + TL_NODE_WITNESS_MAX];
+	struct tl_buf out;
+	int rc;
+	keys[0] = *author;
+	for (size_t i = 0; i < n->cfg.nwitnesses; i++)
+		keys[1 + i] = n->wkeys[i];
+	tl_buf_init(&out, TL_NOTE_MAX);
+	rc = tl_wc_filter((const char *)note->data, note->len, keys, 1 + n->cfg.nwitnesses, &out,
+	                  NULL, NULL, NULL);
+	if (rc == 0) {
+		tl_buf_release(note);
+		*note = out;
+	} else
+		tl_buf_release(&out);
+	return rc;
+}
+
 /* Off the loop: the note must be a checkpoint of exactly (origin, size)
  * signed by the origin's key; of its other lines only cosignatures by
  * witnesses this node knows are kept. */
@@ -1129,8 +1237,7 @@ static void cp_verify_work(uv_work_t *req)
 	struct tl_note nt;
 	struct tl_checkpoint cp;
 	struct tl_origin og;
-	struct tl_vkey keys[1 + TL_NODE_WITNESS_MAX];
-	struct tl_buf out;
+	struct tl_vkey keys[1];
 	j->vrc = 0;
 	j->cp_bad = 1;
 	if (tl_note_parse(&nt, (const char *)j->note.data, j->note.len) != 0) {
@@ -1148,18 +1255,10 @@ static void cp_verify_work(uv_work_t *req)
 		snprintf(j->err, sizeof j->err, "not signed by the feed's key");
 		goto out;
 	}
-	for (size_t i = 0; i < n->cfg.nwitnesses; i++)
-		keys[1 + i] = n->wkeys[i];
-	tl_buf_init(&out, TL_NOTE_MAX);
-	if (tl_wc_filter((const char *)j->note.data, j->note.len, keys, 1 + n->cfg.nwitnesses, &out,
-	                 NULL, NULL, NULL) == 0) {
-		tl_buf_release(&j->note);
-		j->note = out;
+	if (keep_known_sigs(n, &keys[0], &j->note) == 0)
 		j->cp_bad = 0;
-	} else {
-		tl_buf_release(&out);
+	else
 		snprintf(j->err, sizeof j->err, "signature lines do not parse");
-	}
 out:
 	tl_note_release(&nt);
 }
@@ -1179,9 +1278,7 @@ static void handle_cp(struct peer *p, const msgpack_object *a)
 		peer_close(p, "malformed checkpoint message");
 		return;
 	}
-	if (remote_feed(p, o->via.str.ptr, o->via.str.size, &f) != 0 &&
-	    (!p->follow || tl_auditor_followed(p->n->store, p->book->name, p->remote,
-	                                       o->via.str.ptr, o->via.str.size, &f) != 0)) {
+	if (peer_feed(p, o->via.str.ptr, o->via.str.size, 0, &f) != 0) {
 		peer_close(p, "checkpoint of a feed the peer does not write");
 		return;
 	}
@@ -1204,11 +1301,7 @@ static void handle_cp(struct peer *p, const msgpack_object *a)
 	}
 	/* In the same queue as record batches: it is stored after the records
 	 * that came before it. */
-	p->pending_ingest++;
-	if (p->pending_ingest >= MAX_PENDING_INGEST && p->reading) {
-		uv_read_stop((uv_stream_t *)&p->tcp);
-		p->reading = 0;
-	}
+	peer_job_queued(p);
 	j->vreq.data = j;
 	p->inq[p->inq_n++] = j;
 	uv_queue_work(&p->n->loop, &j->vreq, cp_verify_work, verify_done);
@@ -1246,11 +1339,7 @@ static void handle_fork(struct peer *p, const msgpack_object *a, uint32_t n)
 	}
 	memcpy(origin, o->via.str.ptr, TL_ORIGIN_LEN);
 	origin[TL_ORIGIN_LEN] = 0;
-	int ours = tl_store_feed_get(p->n->store, origin, &f) == 0 && (f.flags & TL_FEED_OWN) &&
-	           strcmp(f.book, p->book->name) == 0 && memcmp(f.peer, p->remote, 32) == 0;
-	if (!ours && remote_feed(p, origin, TL_ORIGIN_LEN, &f) != 0 &&
-	    (!p->follow || tl_auditor_followed(p->n->store, p->book->name, p->remote, origin,
-	                                       TL_ORIGIN_LEN, &f) != 0)) {
+	if (peer_feed(p, origin, TL_ORIGIN_LEN, 1, &f) != 0) {
 		logm(1, "peer %s sent fork evidence about a feed not in a channel with it",
 		     p->addr);
 		return;
@@ -1273,6 +1362,9 @@ static void handle_fork(struct peer *p, const msgpack_object *a, uint32_t n)
 		job_free(j);
 		return;
 	}
+	/* Counted with the record batches: a peer cannot queue evidence (each
+	 * verified on the writer) faster than it is checked. */
+	peer_job_queued(p);
 	job_submit(p->n, j);
 }
 
@@ -1845,6 +1937,17 @@ static int ingest(struct node *n, struct job *j)
 			         "feed %s: seq %llu: FORK — the author signed two different "
 			         "records; both kept as evidence",
 			         j->origin, (unsigned long long)seq);
+			/* Our own key signed both: the same proof as a `fork` message
+			 * about our feed (fork_store), and the same consequence. */
+			if ((f.flags & TL_FEED_OWN) && !(f.flags & TL_FEED_HALTED)) {
+				char why[TL_HALT_WHY_MAX];
+				snprintf(why, sizeof why,
+				         "the counterparty sent another record signed by this book "
+				         "for seq %llu",
+				         (unsigned long long)seq);
+				if (tl_store_halt_set(n->store, f.origin, f.head.size, why) == 0)
+					j->halted_now = 1;
+			}
 			tl_buf_release(&mine);
 			return TL_EFORK;
 		}
@@ -1881,6 +1984,18 @@ static int ingest(struct node *n, struct job *j)
 		         "feed %s: batch checkpoint signature does not verify", j->origin);
 		tl_note_release(&note);
 		return TL_ESIG;
+	}
+	/* Stored with the batch: the author's line and cosignatures by our own
+	 * witnesses only, as for `cp` (a returned batch carries a stored note,
+	 * cosignatures too). A feed followed as an auditor keeps the relayed
+	 * note whole: its cosignatures are checked against the channel terms'
+	 * witnesses when audited (tally audit), which this node's
+	 * configuration need not list. */
+	if (!(f.flags & TL_FEED_AUDIT) && (rc = keep_known_sigs(n, &vk, &j->note)) != 0) {
+		snprintf(j->err, sizeof j->err, "feed %s: batch checkpoint signature lines: %s",
+		         j->origin, tl_strerror(rc));
+		tl_note_release(&note);
+		return rc;
 	}
 	struct tl_rec *recs = calloc(m, sizeof *recs);
 	struct tl_merkle_acc acc;
@@ -2001,7 +2116,16 @@ static int cp_store(struct node *n, struct job *j)
 		rc = tl_store_checkpoint_merge(n->store, &f, j->new_size,
 		                               (const char *)j->note.data, j->note.len,
 		                               &j->cp_added, &j->fa);
-		if (rc && rc != TL_EFORK)
+		/* The same root in another text (extension lines): not two
+		 * histories, and not evidence anyone could verify. */
+		if (rc == TL_EFORK) {
+			snprintf(j->err, sizeof j->err,
+			         "feed %s: checkpoint %llu refused: same root as the stored one "
+			         "but another text",
+			         j->origin, (unsigned long long)j->new_size);
+			return TL_EFORMAT;
+		}
+		if (rc)
 			return snprintf(j->err, sizeof j->err, "%s", tl_store_errmsg(n->store)), rc;
 	}
 	if (rc == TL_EFORK) {
@@ -2055,7 +2179,8 @@ static int cp_inconsistent(struct node *n, struct job *j, const struct tl_feed *
 	size_t np = 0;
 	tl_buf_init(&j->fb, TL_NOTE_MAX);
 	tl_buf_init(&j->fx, TL_HASH_LEN * (TL_MERKLE_MAX_PROOF + 1));
-	if (tl_store_checkpoint_scan(n->store, f, first_above, &ca) < 0 || ca.got == 0 ||
+	if (tl_store_checkpoint_scan_from(n->store, f, j->new_size + 1, first_above, &ca) < 0 ||
+	    ca.got == 0 ||
 	    ca.got > f->head.size ||
 	    tl_store_checkpoint_get(n->store, f, ca.got, &j->fb, NULL) != 0 ||
 	    tl_store_consistency(n->store, f, j->new_size, ca.got, proof, TL_MERKLE_MAX_PROOF,
@@ -2099,6 +2224,7 @@ static int fork_store(struct node *n, struct job *j)
 	if (rc) {
 		snprintf(j->err, sizeof j->err, "feed %s: fork evidence refused: %s", j->origin,
 		         why);
+		j->cp_bad = 1; /* the peer sent evidence that proves nothing */
 		return rc;
 	}
 	if ((rc = tl_store_feed_get(n->store, j->origin, &f)) != 0)
@@ -2193,6 +2319,14 @@ static void job_work(uv_work_t *req)
 			}
 			json_decref(r);
 		}
+		/* Checked again here, where the append happens: a hold may have
+		 * begun while the job waited (and receipts skip append_prepare). */
+		struct tl_feed hf;
+		if (tl_store_feed_get(n->store, j->origin, &hf) == 0 &&
+		    held_msg(n, &hf, j->err, sizeof j->err)) {
+			j->rc = TL_ELOCKED;
+			break;
+		}
 		j->rc = tl_feed_append_local(n->store, j->origin, &j->book->kp, j->items, j->nitems,
 		                             1024, now_ms(), j->out, NULL, on_batch_durable, n);
 		if (j->rc)
@@ -2277,13 +2411,15 @@ static void job_done(uv_work_t *req, int status)
 	} else if (j->type == J_INGEST) {
 		struct peer *p = j->peer;
 		if (j->own_return)
-			hold_release(n, j->origin);
+			hold_release(n, j->origin, j->rc == 0 && j->stored);
 		if (j->halted_now) {
 			logm(0,
 			     "feed %s HALTED: the counterparty sent back entries of it signed by "
-			     "this book that do not continue this store's feed. Local appends are "
-			     "refused; see docs/operations.md, \"Restored nodes\"",
-			     j->origin);
+			     "this book that %s. Local appends are refused; see "
+			     "docs/operations.md, \"Restored nodes\"",
+			     j->origin,
+			     j->rc == TL_EFORK ? "differ from the ones stored here"
+			                       : "do not continue this store's feed");
 			emit(n, "halt", j->origin, j->first, 0, NULL, NULL);
 		}
 		if (j->rc == 0 && j->stored) {
@@ -2316,14 +2452,7 @@ static void job_done(uv_work_t *req, int status)
 			if (p && !j->own_return && j->rc != TL_EFORK)
 				peer_close(p, "sent records that do not verify");
 		}
-		if (p && p->state != P_CLOSING) {
-			p->pending_ingest--;
-			if (!p->reading && p->pending_ingest < MAX_PENDING_INGEST) {
-				uv_read_start((uv_stream_t *)&p->tcp, on_alloc, on_read);
-				p->reading = 1;
-			}
-			process_input(p); /* frames that arrived while paused */
-		}
+		peer_job_done(p);
 	} else if (j->type == J_CP) {
 		struct peer *p = j->peer;
 		if (j->rc == TL_EFORK) {
@@ -2338,23 +2467,19 @@ static void job_done(uv_work_t *req, int status)
 			logm(3, "feed %s: %zu signature(s) of checkpoint %llu stored", j->origin,
 			     j->cp_added, (unsigned long long)j->new_size);
 		}
-		if (p && p->state != P_CLOSING) {
-			p->pending_ingest--;
-			if (!p->reading && p->pending_ingest < MAX_PENDING_INGEST) {
-				uv_read_start((uv_stream_t *)&p->tcp, on_alloc, on_read);
-				p->reading = 1;
-			}
-			process_input(p);
-		}
+		peer_job_done(p);
 	} else if (j->type == J_FORK) {
 		struct peer *p = j->peer;
 		if (j->rc) {
 			logm(1, "peer %s: %s", p ? p->addr : "(gone)", j->err);
+			if (p && j->cp_bad)
+				peer_close(p, "sent fork evidence that proves nothing");
 		} else {
 			logm(0, "peer %s: %s%s", p ? p->addr : "(gone)", j->err,
 			     j->has_content ? "; our feed is HALTED (see tally forks)" : "");
 			emit(n, "fork", j->origin, j->fork_at, 0, NULL, NULL);
 		}
+		peer_job_done(p);
 	} else if (j->type == J_CHANNEL_OPEN) {
 		if (j->ctl) {
 			ctl_reply(j->ctl, j->reply_id,
@@ -2452,6 +2577,15 @@ static void receipts_flush(struct node *n)
 	for (struct receipt **rp = &n->receipts; *rp;) {
 		struct receipt *r = *rp;
 		if (r->due > now) {
+			rp = &r->next;
+			continue;
+		}
+		uint64_t others = 0;
+		if (held(n, r->own, &others)) {
+			/* Our feed may be behind what the counterparty holds: a
+			 * receipt appended now could sign a second record for a seq
+			 * it already has. It waits for the hold to end. */
+			r->due = now + RECEIPT_INTERVAL_MS;
 			rp = &r->next;
 			continue;
 		}
@@ -2686,19 +2820,13 @@ static const char *append_prepare(struct node *n, struct job *j, json_t *req, ch
 	const char *origin = json_string_value(json_object_get(req, "origin"));
 	json_t *items = json_object_get(req, "items");
 	struct tl_feed f;
-	uint64_t others = 0;
 	if (!origin || tl_store_feed_get(n->store, origin, &f) != 0)
 		e = "no such feed";
 	else if (!(f.flags & TL_FEED_OWN) || !(j->book = book_by_name(n, f.book)))
 		e = "only the author of a feed appends to it";
-	else if (held(n, f.origin, &others)) {
-		snprintf(err, errcap,
-		         "feed %s: the counterparty reports %llu entries of it but this node has "
-		         "%llu (restored from an old copy?); waiting for it to send them back — "
-		         "retry in a few seconds",
-		         f.origin, (unsigned long long)others, (unsigned long long)f.head.size);
+	else if (held_msg(n, &f, err, errcap))
 		e = err;
-	} else if (!json_is_array(items) || json_array_size(items) == 0)
+	else if (!json_is_array(items) || json_array_size(items) == 0)
 		e = "items must be a non-empty array";
 	else {
 		size_t k = json_array_size(items);
@@ -2973,6 +3101,8 @@ struct wsub {
 	int rc, halt;
 	size_t added;
 	char err[400];
+	char shown[400]; /* err as of the last wsub_done: status reads this, on
+	                    the loop, never err (written on the pool meanwhile) */
 };
 
 static void wsub_halt(struct wsub *w, const struct tl_feed *f, uint64_t others, const char *what)
@@ -3149,6 +3279,7 @@ static void wsub_done(uv_work_t *req, int status)
 	(void)status;
 	w->busy = 0;
 	n->w_inflight--;
+	memcpy(w->shown, w->err, sizeof w->shown);
 	if (!w->probed) {
 		w->probed = 1;
 		n->probes_pending--;
@@ -3187,9 +3318,11 @@ static void wsub_done(uv_work_t *req, int status)
 	}
 	if (w->rc == TL_EFORK || (w->rc == 0 && w->size == 0))
 		return;
-	if (w->rc == 0)
+	if (w->rc == 0) {
 		snprintf(w->err, sizeof w->err, "HTTP %ld with size %llu again", w->status,
 		         (unsigned long long)w->got);
+		memcpy(w->shown, w->err, sizeof w->shown);
+	}
 	w->backoff = w->backoff ? w->backoff * 2 : W_BACKOFF_MIN_MS;
 	if (w->backoff > W_BACKOFF_MAX_MS)
 		w->backoff = W_BACKOFF_MAX_MS;
@@ -3281,7 +3414,7 @@ static json_t *witness_status(struct node *n)
 		                       n->cfg.witness[w->w].url, "origin", w->origin, "known",
 		                       w->known, "size", (json_int_t)(w->known ? w->wsize : 0),
 		                       "last_ok_ms", (json_int_t)w->last_ok_ms, "error",
-		                       w->last_ok_ms && w->backoff == 0 ? "" : w->err));
+		                       w->last_ok_ms && w->backoff == 0 ? "" : w->shown));
 	return arr;
 }
 

@@ -1182,6 +1182,12 @@ done:
 
 int tl_store_checkpoint_scan(struct tl_store *s, const struct tl_feed *f, tl_cp_fn cb, void *ctx)
 {
+	return tl_store_checkpoint_scan_from(s, f, 0, cb, ctx);
+}
+
+int tl_store_checkpoint_scan_from(struct tl_store *s, const struct tl_feed *f, uint64_t from,
+                                  tl_cp_fn cb, void *ctx)
+{
 	MDB_txn *txn;
 	MDB_cursor *cur = NULL;
 	uint8_t key[16];
@@ -1194,7 +1200,7 @@ int tl_store_checkpoint_scan(struct tl_store *s, const struct tl_feed *f, tl_cp_
 		goto done;
 	}
 	put_be64(key, f->id);
-	put_be64(key + 8, 0);
+	put_be64(key + 8, from);
 	k = (MDB_val){16, key};
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
@@ -1289,6 +1295,52 @@ int tl_store_peer_list(struct tl_store *s, struct tl_peer **out, size_t *n)
 
 /* --------------------------------------------------------------- forks */
 
+/* One row of fork evidence, key feed id (8) || at (8) [|| tag], value the
+ * concatenation of parts, and the feed marked forked: one write transaction. */
+struct fork_part {
+	const void *p;
+	size_t len;
+};
+
+static int fork_row_put(struct tl_store *s, const struct tl_feed *f, uint64_t at, uint8_t tag,
+                        const struct fork_part *parts, size_t np)
+{
+	MDB_txn *txn;
+	MDB_val k, v;
+	uint8_t key[17];
+	struct tl_feed cur;
+	int rc;
+	v.mv_size = 0;
+	for (size_t i = 0; i < np; i++)
+		v.mv_size += parts[i].len;
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		return lmdb_err(s, rc, "write transaction");
+	put_be64(key, f->id);
+	put_be64(key + 8, at);
+	key[16] = tag;
+	k = (MDB_val){tag ? 17 : 16, key};
+	if ((rc = mdb_put(txn, s->forks, &k, &v, MDB_RESERVE)) != 0) {
+		rc = lmdb_err(s, rc, "storing fork evidence");
+		goto fail;
+	}
+	uint8_t *w = v.mv_data;
+	for (size_t i = 0; i < np; i++)
+		if (parts[i].len) {
+			memcpy(w, parts[i].p, parts[i].len);
+			w += parts[i].len;
+		}
+	if ((rc = feed_get_txn(s, txn, f->origin, &cur)) != 0)
+		goto fail;
+	cur.flags |= TL_FEED_FORKED;
+	if ((rc = feed_put_txn(s, txn, &cur)) != 0)
+		goto fail;
+	rc = mdb_txn_commit(txn);
+	return rc ? lmdb_err(s, rc, "storing fork evidence") : 0;
+fail:
+	mdb_txn_abort(txn);
+	return rc;
+}
+
 /*
  * forks: feed id (8) || seq (8) -> len_a (4) || record a || record b. Two
  * records signed by one key for one (origin, seq): the equivocation proof.
@@ -1296,38 +1348,12 @@ int tl_store_peer_list(struct tl_store *s, struct tl_peer **out, size_t *n)
 int tl_store_fork_put(struct tl_store *s, const struct tl_feed *f, uint64_t seq, const uint8_t *a,
                       size_t alen, const uint8_t *b, size_t blen)
 {
-	MDB_txn *txn;
-	MDB_val k, v;
-	uint8_t key[16];
-	int rc;
+	uint8_t la[4];
 	if (alen > TL_RECORD_MAX || blen > TL_RECORD_MAX)
 		return fail(s, TL_ETOOBIG, "fork evidence too large");
-	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
-		return lmdb_err(s, rc, "write transaction");
-	put_be64(key, f->id);
-	put_be64(key + 8, seq);
-	k = (MDB_val){16, key};
-	v.mv_size = 4 + alen + blen;
-	if ((rc = mdb_put(txn, s->forks, &k, &v, MDB_RESERVE)) != 0)
-		goto fail;
-	put_be32(v.mv_data, (uint32_t)alen);
-	memcpy((uint8_t *)v.mv_data + 4, a, alen);
-	memcpy((uint8_t *)v.mv_data + 4 + alen, b, blen);
-	struct tl_feed cur;
-	if ((rc = feed_get_txn(s, txn, f->origin, &cur)) != 0) {
-		mdb_txn_abort(txn);
-		return rc;
-	}
-	cur.flags |= TL_FEED_FORKED;
-	if ((rc = feed_put_txn(s, txn, &cur)) != 0) {
-		mdb_txn_abort(txn);
-		return rc;
-	}
-	rc = mdb_txn_commit(txn);
-	return rc ? lmdb_err(s, rc, "storing fork evidence") : 0;
-fail:
-	mdb_txn_abort(txn);
-	return lmdb_err(s, rc, "storing fork evidence");
+	put_be32(la, (uint32_t)alen);
+	const struct fork_part parts[] = {{la, 4}, {a, alen}, {b, blen}};
+	return fork_row_put(s, f, seq, 0, parts, 3);
 }
 
 /*
@@ -1339,80 +1365,28 @@ fail:
 int tl_store_fork_cp_put(struct tl_store *s, const struct tl_feed *f, uint64_t size, const char *a,
                          size_t alen, const char *b, size_t blen)
 {
-	MDB_txn *txn;
-	MDB_val k, v;
-	uint8_t key[17];
-	struct tl_feed cur;
-	int rc;
+	uint8_t la[4];
 	if (alen == 0 || blen == 0 || alen > TL_NOTE_MAX || blen > TL_NOTE_MAX)
 		return fail(s, TL_ETOOBIG, "fork evidence too large");
-	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
-		return lmdb_err(s, rc, "write transaction");
-	put_be64(key, f->id);
-	put_be64(key + 8, size);
-	key[16] = 'c';
-	k = (MDB_val){17, key};
-	v.mv_size = 4 + alen + blen;
-	if ((rc = mdb_put(txn, s->forks, &k, &v, MDB_RESERVE)) != 0) {
-		mdb_txn_abort(txn);
-		return lmdb_err(s, rc, "storing fork evidence");
-	}
-	put_be32(v.mv_data, (uint32_t)alen);
-	memcpy((uint8_t *)v.mv_data + 4, a, alen);
-	memcpy((uint8_t *)v.mv_data + 4 + alen, b, blen);
-	if ((rc = feed_get_txn(s, txn, f->origin, &cur)) != 0) {
-		mdb_txn_abort(txn);
-		return rc;
-	}
-	cur.flags |= TL_FEED_FORKED;
-	if ((rc = feed_put_txn(s, txn, &cur)) != 0) {
-		mdb_txn_abort(txn);
-		return rc;
-	}
-	rc = mdb_txn_commit(txn);
-	return rc ? lmdb_err(s, rc, "storing fork evidence") : 0;
+	put_be32(la, (uint32_t)alen);
+	const struct fork_part parts[] = {{la, 4}, {a, alen}, {b, blen}};
+	return fork_row_put(s, f, size, 'c', parts, 3);
 }
 
+/* ... || 'x' -> len_a u32 || note a || len_b u32 || note b || extra
+ * (TL_FORK_CONSISTENCY: the root at size and the consistency proof). */
 int tl_store_fork_cpx_put(struct tl_store *s, const struct tl_feed *f, uint64_t size,
                           const char *a, size_t alen, const char *b, size_t blen,
                           const uint8_t *extra, size_t elen)
 {
-	MDB_txn *txn;
-	MDB_val k, v;
-	uint8_t key[17];
-	struct tl_feed cur;
-	int rc;
+	uint8_t la[4], lb[4];
 	if (alen == 0 || blen == 0 || alen > TL_NOTE_MAX || blen > TL_NOTE_MAX ||
 	    elen > 32 * (TL_MERKLE_MAX_PROOF + 1))
 		return fail(s, TL_ETOOBIG, "fork evidence too large");
-	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
-		return lmdb_err(s, rc, "write transaction");
-	put_be64(key, f->id);
-	put_be64(key + 8, size);
-	key[16] = 'x';
-	k = (MDB_val){17, key};
-	v.mv_size = 8 + alen + blen + elen;
-	if ((rc = mdb_put(txn, s->forks, &k, &v, MDB_RESERVE)) != 0) {
-		mdb_txn_abort(txn);
-		return lmdb_err(s, rc, "storing fork evidence");
-	}
-	uint8_t *p = v.mv_data;
-	put_be32(p, (uint32_t)alen);
-	memcpy(p + 4, a, alen);
-	put_be32(p + 4 + alen, (uint32_t)blen);
-	memcpy(p + 8 + alen, b, blen);
-	memcpy(p + 8 + alen + blen, extra, elen);
-	if ((rc = feed_get_txn(s, txn, f->origin, &cur)) != 0) {
-		mdb_txn_abort(txn);
-		return rc;
-	}
-	cur.flags |= TL_FEED_FORKED;
-	if ((rc = feed_put_txn(s, txn, &cur)) != 0) {
-		mdb_txn_abort(txn);
-		return rc;
-	}
-	rc = mdb_txn_commit(txn);
-	return rc ? lmdb_err(s, rc, "storing fork evidence") : 0;
+	put_be32(la, (uint32_t)alen);
+	put_be32(lb, (uint32_t)blen);
+	const struct fork_part parts[] = {{la, 4}, {a, alen}, {lb, 4}, {b, blen}, {extra, elen}};
+	return fork_row_put(s, f, size, 'x', parts, 5);
 }
 
 int tl_store_fork_scan(struct tl_store *s, tl_fork_fn cb, void *ctx)

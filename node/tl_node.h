@@ -156,6 +156,10 @@ int tl_store_checkpoint_merge(struct tl_store *s, const struct tl_feed *f, uint6
 typedef int (*tl_cp_fn)(void *ctx, uint64_t size, const char *note, size_t len);
 int tl_store_checkpoint_scan(struct tl_store *s, const struct tl_feed *f, tl_cp_fn cb,
                              void *ctx) TL_WUR;
+/* The same from size from on (sizes ascend): O(log n) to the start, so that
+ * the event loop can look near one size of a long feed. */
+int tl_store_checkpoint_scan_from(struct tl_store *s, const struct tl_feed *f, uint64_t from,
+                                  tl_cp_fn cb, void *ctx) TL_WUR;
 
 /* Store statistics for `tally status` and benchmarks. */
 struct tl_store_stats {

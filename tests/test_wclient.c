@@ -313,6 +313,50 @@ static void test_checkpoint_merge(void **state)
 	tl_buf_release(&other);
 }
 
+struct sizes {
+	uint64_t v[8];
+	size_t n;
+};
+
+static int note_size(void *ctx, uint64_t size, const char *note, size_t len)
+{
+	struct sizes *z = ctx;
+	(void)note;
+	(void)len;
+	if (z->n < 8)
+		z->v[z->n++] = size;
+	return 0;
+}
+
+/* A checkpoint scan from a size starts there (both sides of it), not at 0. */
+static void test_checkpoint_scan_from(void **state)
+{
+	struct fx *x = *state;
+	struct tl_buf note;
+	struct sizes z;
+	tl_buf_init(&note, TL_NOTE_MAX);
+	for (uint64_t size = 2; size <= 4; size++) {
+		cp_note(&note, x->f.origin, size, 1, &x->kp);
+		assert_int_equal(tl_store_checkpoint_merge(x->s, &x->f, size,
+		                                           (const char *)note.data, note.len, NULL,
+		                                           NULL),
+		                 0);
+	}
+	memset(&z, 0, sizeof z);
+	assert_int_equal(tl_store_checkpoint_scan_from(x->s, &x->f, 3, note_size, &z), 0);
+	assert_int_equal(z.n, 2);
+	assert_int_equal(z.v[0], 3);
+	assert_int_equal(z.v[1], 4);
+	memset(&z, 0, sizeof z);
+	assert_int_equal(tl_store_checkpoint_scan_from(x->s, &x->f, 5, note_size, &z), 0);
+	assert_int_equal(z.n, 0);
+	memset(&z, 0, sizeof z);
+	assert_int_equal(tl_store_checkpoint_scan(x->s, &x->f, note_size, &z), 0);
+	assert_int_equal(z.n, 3);
+	assert_int_equal(z.v[0], 2);
+	tl_buf_release(&note);
+}
+
 static void append1(struct fx *x, int expect)
 {
 	struct tl_item it = {"statement", 9, (const uint8_t *)"\x81\xa1n\x01", 4};
@@ -674,6 +718,7 @@ int main(void)
 	        cmocka_unit_test(test_request_body_and_409_size),
 	        cmocka_unit_test_setup_teardown(test_accept_and_filter, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_checkpoint_merge, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_checkpoint_scan_from, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_halt, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_fork_evidence, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_forks_verify_cli, setup, teardown),
