@@ -586,16 +586,24 @@ static int run_audit(struct cli *c, const char *path, const struct tl_buf *in, s
 		wits = bw;
 		nw = nbw;
 		jq = json_object_get(root, "quorum");
-		if (quorum < 0)
+		if (quorum < 0) {
+			from_bundle = 2; /* the quorum is the bundle's too */
 			quorum = json_is_integer(jq) && json_integer_value(jq) >= 0 &&
 			                         json_integer_value(jq) <= 1000
 			                 ? (int)json_integer_value(jq)
 			                 : 0;
+		}
 	}
 	if (quorum < 0)
 		quorum = nw ? (int)nw : 0;
 	if ((size_t)quorum > nw) {
-		rc = cli_usage(c, "quorum %d is more than the %zu witness key(s)", quorum, nw);
+		/* the bundle's own numbers are its content (exit 1), flags are usage */
+		rc = from_bundle == 2 ? cli_fail(c, EXIT_INVALID,
+		                                 "%s: its quorum %d is more than its %zu usable "
+		                                 "witness key(s) (type 0x04)",
+		                                 path, quorum, nw)
+		                      : cli_usage(c, "quorum %d is more than the %zu witness key(s)",
+		                                  quorum, nw);
 		goto out;
 	}
 	jfeeds = json_object_get(root, "feeds");

@@ -30,7 +30,7 @@ static int read_json(struct cli *c, const char *path, json_t **out)
 		tl_buf_release(&b);
 		return rc;
 	}
-	*out = json_loadb((const char *)b.data, b.len, 0, &je);
+	*out = json_loadb((const char *)b.data, b.len, JSON_REJECT_DUPLICATES, &je);
 	tl_buf_release(&b);
 	if (!*out || !json_is_object(*out)) {
 		json_decref(*out);

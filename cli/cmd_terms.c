@@ -84,8 +84,11 @@ static int escalate_opt(struct cli *c, const char *v, json_t *arr)
 	if (cli_u64(c, "--escalate DAYS", days, &d) != 0 ||
 	    cli_u64(c, "--escalate LEVEL", level, &l) != 0)
 		return EXIT_USAGE;
-	json_array_append_new(arr, json_pack("{s:I,s:I,s:s}", "after_days", (json_int_t)d, "level",
-	                                     (json_int_t)l, "to", b + 1));
+	json_t *step = json_pack("{s:I,s:I,s:s}", "after_days", (json_int_t)d, "level",
+	                         (json_int_t)l, "to", b + 1);
+	/* json_pack refuses a TO that is not UTF-8: never drop the step silently */
+	if (!step || json_array_append_new(arr, step) != 0)
+		return cli_usage(c, "--escalate TO must be UTF-8 text, not '%s'", b + 1);
 	return 0;
 }
 
@@ -188,8 +191,12 @@ static int terms_propose(struct cli *c)
 		if (strcmp(c->opts[i].name, "--escalate") == 0 &&
 		    (rc = escalate_opt(c, c->opts[i].val, esc)) != 0)
 			goto out;
-		if (strcmp(c->opts[i].name, "--witness") == 0)
-			json_array_append_new(wit, json_string(c->opts[i].val));
+		if (strcmp(c->opts[i].name, "--witness") == 0 &&
+		    json_array_append_new(wit, json_string(c->opts[i].val)) != 0) {
+			/* not UTF-8: refused, never dropped (the quorum would shrink) */
+			rc = cli_usage(c, "--witness '%s' is not a verifier key", c->opts[i].val);
+			goto out;
+		}
 	}
 	if (json_array_size(esc))
 		json_object_set(body, "escalation", esc);

@@ -1145,6 +1145,7 @@ static int propose_extras(struct val *v, struct tl_terms *t, char *why, size_t c
 			         TL_TERMS_WITNESSES_MAX);
 			return -1;
 		}
+		uint8_t pks[TL_TERMS_WITNESSES_MAX][TL_PUB_LEN];
 		for (size_t i = 0; i < h.n; i++) {
 			struct mh x;
 			struct tl_vkey vk;
@@ -1159,8 +1160,11 @@ static int propose_extras(struct val *v, struct tl_terms *t, char *why, size_t c
 			}
 			memcpy(t->witnesses[i], x.data, x.n);
 			t->witnesses[i][x.n] = 0;
+			memcpy(pks[i], vk.pk, TL_PUB_LEN);
+			/* One key, one vote (wtime.h): the same public key under
+			 * another name would make the quorum unreachable. */
 			for (size_t j = 0; j < i; j++)
-				if (strcmp(t->witnesses[j], t->witnesses[i]) == 0) {
+				if (memcmp(pks[j], pks[i], TL_PUB_LEN) == 0) {
 					snprintf(why, cap, "names witness %zu twice", j + 1);
 					return -1;
 				}

@@ -196,23 +196,24 @@ static int cosig_times(struct tl_wtime *wt, const struct tl_note *n, uint64_t *l
 		err = cosig_lines(wt, n, &ww->vk, &msg, &lo[w], &hi[w], &bad, &future);
 		if (err)
 			break;
-		if (bad) {
+		/* Counted for this feed's checkpoints only (note != SIZE_MAX): a
+		 * note embedded in a seen entry is the other feed's, and its lines
+		 * are merely not used. */
+		if (bad && note != SIZE_MAX) {
 			ww->nbad += bad;
-			if (note != SIZE_MAX)
-				issue(wt, TL_WT_COSIG, note, size, w,
-				      "checkpoint %zu (size %" PRIu64
-				      "): cosignature by witness %s does not verify",
-				      note, size, ww->vk.name);
+			issue(wt, TL_WT_COSIG, note, size, w,
+			      "checkpoint %zu (size %" PRIu64
+			      "): cosignature by witness %s does not verify",
+			      note, size, ww->vk.name);
 		}
-		if (future) {
+		if (future && note != SIZE_MAX) {
 			ww->nbad++;
-			if (note != SIZE_MAX)
-				issue(wt, TL_WT_FUTURE, note, size, w,
-				      "checkpoint %zu (size %" PRIu64
-				      "): cosignature by witness %s "
-				      "is dated %" PRIu64 ", more than %" PRIu64
-				      " s after the verifier's time %" PRIu64,
-				      note, size, ww->vk.name, future, wt->skew_s, wt->now_s);
+			issue(wt, TL_WT_FUTURE, note, size, w,
+			      "checkpoint %zu (size %" PRIu64
+			      "): cosignature by witness %s "
+			      "is dated %" PRIu64 ", more than %" PRIu64
+			      " s after the verifier's time %" PRIu64,
+			      note, size, ww->vk.name, future, wt->skew_s, wt->now_s);
 		}
 	}
 	tl_buf_release(&msg);
@@ -833,6 +834,12 @@ static void judge_witnessed(struct tl_late *l, const struct tl_state *ws, const 
 		l->witnessed = TL_VERDICT_NONE;
 		return;
 	}
+	/* Cosignature times are whole seconds: a quorum that saw the feed
+	 * without the answer at the deadline's second and with it by that same
+	 * second is consistent (the answer came within that second), and
+	 * exactly at the deadline is on time. */
+	if (on && late && ev == d && l->answer.existed_by_ms == d)
+		late = 0;
 	if (on && late) {
 		/* Only when witnesses beyond the quorum's tolerance disagree. */
 		l->conflict = 1;

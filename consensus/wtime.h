@@ -213,7 +213,8 @@ struct tl_late {
  * after their deadline). *out has ws->nstmts entries, in the same order.
  *
  * Rules (docs/protocol.md, "Lateness"):
- *   on time (proven)  existed_by(answer) <= deadline
+ *   on time (proven)  existed_by(answer) <= deadline (also when absent_at is
+ *                     exactly the deadline: both in the deadline's second)
  *   late (proven)     absent_at(answer) >= deadline, or not_before(answer)
  *                     > deadline; without an answer, absent_at(size of the
  *                     customer's feed) >= deadline

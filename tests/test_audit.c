@@ -324,6 +324,30 @@ static void test_audit_uses_bundle_witnesses(void **state)
 	json_decref(j);
 }
 
+/* A bundle whose own quorum exceeds its own witness list is an invalid file
+ * (exit 1), not a usage error; with --quorum on the command line it is usage. */
+static void test_bundle_quorum_too_large(void **state)
+{
+	struct fx *x = *state;
+	char path[4400];
+	size_t len;
+	char *s = th_read_file(x->bundle, &len);
+	assert_non_null(s);
+	json_t *j = json_loadb(s, len, 0, NULL);
+	free(s);
+	assert_non_null(j);
+	assert_true(json_array_size(json_object_get(j, "witnesses")) < 50);
+	json_object_set_new(j, "quorum", json_integer(50));
+	snprintf(path, sizeof path, "%s/big-quorum.json", x->dir);
+	assert_int_equal(json_dump_file(j, path, 0), 0);
+	json_decref(j);
+	const char *a[] = {"tally", "audit", path, "--at", x->at, NULL};
+	assert_int_equal(tally(x, a), 1);
+	assert_non_null(strstr(x->r.err, "usable witness key"));
+	const char *b[] = {"tally", "audit", x->bundle, "--quorum", "50", "--at", x->at, NULL};
+	assert_int_equal(tally(x, b), 2);
+}
+
 static void test_too_few_witnesses_not_proven(void **state)
 {
 	struct fx *x = *state;
@@ -489,6 +513,7 @@ int main(void)
 	        cmocka_unit_test(test_audit_on_time_and_late),
 	        cmocka_unit_test(test_audit_json),
 	        cmocka_unit_test(test_audit_uses_bundle_witnesses),
+	        cmocka_unit_test(test_bundle_quorum_too_large),
 	        cmocka_unit_test(test_too_few_witnesses_not_proven),
 	        cmocka_unit_test(test_tampered_cosignature_fails),
 	        cmocka_unit_test(test_equivocation_reported),

@@ -548,6 +548,41 @@ static void test_full_cycle(void **state)
 		assert_int_equal(tally(x, &x->cus, sb), 1);
 		assert_non_null(strstr(x->r.err, "does not verify"));
 	}
+	{
+		/* a file with a key twice is refused, by sign and by submit (JSON
+		 * from files is read strictly: which value would count?) */
+		size_t len;
+		char *text = th_read_file(ans, &len), bad[4400], *dup;
+		assert_non_null(text);
+		assert_int_equal(text[0], '{');
+		dup = malloc(len + 64);
+		assert_non_null(dup);
+		int n = snprintf(dup, len + 64, "{\"format\": \"tally-answer/v1\",%s", text + 1);
+		snprintf(bad, sizeof bad, "%s/dup-answer.json", x->dir);
+		assert_int_equal(th_write_file(bad, dup, (size_t)n), 0);
+		const char *sb[] = {"tally", "submit", bad, "--channel", x->cus.origin, NULL};
+		assert_int_equal(tally(x, &x->cus, sb), 1);
+		assert_non_null(strstr(x->r.err, "duplicate"));
+		free(text);
+		text = th_read_file(path, &len);
+		assert_non_null(text);
+		assert_int_equal(text[0], '{');
+		free(dup);
+		dup = malloc(len + 64);
+		assert_non_null(dup);
+		n = snprintf(dup, len + 64, "{\"format\": \"tally-statement/v1\",%s", text + 1);
+		snprintf(bad, sizeof bad, "%s/dup-stmt.json", x->dir);
+		assert_int_equal(th_write_file(bad, dup, (size_t)n), 0);
+		char ans2[4400];
+		snprintf(ans2, sizeof ans2, "%s/answer2.json", x->dir);
+		const char *sg[] = {"tally",     "sign", bad, "--key", ali_key,
+		                    "--confirm", "-o",   ans2, NULL};
+		assert_int_equal(tally(x, &x->cus, sg), 1);
+		assert_non_null(strstr(x->r.err, "duplicate"));
+		assert_null(th_read_file(ans2, NULL));
+		free(text);
+		free(dup);
+	}
 	const char *sb[] = {"tally", "submit", ans, "--channel", x->cus.origin, NULL};
 	tally_ok(x, &x->cus, sb);
 	expect_status(x, &x->sup, leaf2, "confirmed");

@@ -270,6 +270,40 @@ static void test_terms_cli(void **state)
 		if (rc != 1 || !strstr(x->r.err, bad[i].why))
 			fail_msg("%s %s: exit %d: %s", bad[i].opt, bad[i].val, rc, x->r.err);
 	}
+	/* Arguments that are not UTF-8 are refused, never silently dropped (a
+	 * dropped witness would leave a smaller set, and the quorum with it). */
+	{
+		char w1[400], w2[400], wbad[420];
+		struct tl_keypair wk;
+		struct tl_vkey vk;
+		struct tl_buf vb;
+		for (int i = 0; i < 2; i++) {
+			assert_int_equal(tl_key_generate(&wk), 0);
+			assert_int_equal(tl_vkey_from_pub(&vk, i ? "w2.example" : "w1.example",
+			                                  TL_SIGTYPE_COSIG, wk.pk),
+			                 0);
+			tl_buf_init(&vb, 400);
+			assert_int_equal(tl_vkey_format(&vk, &vb), 0);
+			assert_true(vb.len < sizeof w1);
+			memcpy(i ? w2 : w1, vb.data, vb.len);
+			(i ? w2 : w1)[vb.len] = 0;
+			tl_buf_release(&vb);
+			tl_key_wipe(&wk);
+		}
+		snprintf(wbad, sizeof wbad, "%s\xff", w2);
+		const char *a[] = {"tally",         "terms",       "propose",        "--channel",
+		                   x->sup_origin,   "--procedure", "notification",   "--currency",
+		                   "CNY",           "--response-days", "7",          "--witness",
+		                   w1,              "--witness",   wbad,             NULL};
+		assert_int_equal(tally(x, a), 2);
+		assert_non_null(strstr(x->r.err, "--witness"));
+		const char *e[] = {"tally",       "terms",           "propose",    "--channel",
+		                   x->sup_origin, "--procedure",     "notification", "--currency",
+		                   "CNY",         "--response-days", "7",          "--escalate",
+		                   "3:1:cfo\xff", NULL};
+		assert_int_equal(tally(x, e), 2);
+		assert_non_null(strstr(x->r.err, "--escalate TO"));
+	}
 	const char *p[] = {"tally",        "terms",           "propose",    "--channel",
 	                   x->sup_origin,  "--cycle",         "weekly:wed", "--tz",
 	                   "-05:00",       "--response-days", "7",          "--procedure",

@@ -916,6 +916,17 @@ static void test_terms_invalid_values(void **state)
 	propose_body(js, sizeof js, cyc, extra);
 	assert_int_equal(parse_js(js, &t, why, sizeof why), TL_EFORMAT);
 	assert_non_null(strstr(why, "twice"));
+	/* one public key under two names is one witness: refused too */
+	{
+		char w1n[400];
+		vkey_str(&ch.other, "witness-a-alias.example", TL_SIGTYPE_COSIG, w1n, sizeof w1n);
+		assert_string_not_equal(w1n, w1);
+		snprintf(extra, sizeof extra, "\"witnesses\":[\"%s\",\"%s\"],\"quorum\":2", w1,
+		         w1n);
+		propose_body(js, sizeof js, cyc, extra);
+		assert_int_equal(parse_js(js, &t, why, sizeof why), TL_EFORMAT);
+		assert_non_null(strstr(why, "twice"));
+	}
 	snprintf(extra, sizeof extra, "\"witnesses\":[\"%s\",\"%s\"],\"quorum\":3", w1, w1b);
 	propose_body(js, sizeof js, cyc, extra);
 	assert_int_equal(parse_js(js, &t, why, sizeof why), TL_EFORMAT);

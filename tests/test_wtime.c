@@ -679,6 +679,27 @@ static void test_on_time_at_deadline_late_one_second_after(void **state)
 	eval_free(&e);
 	chan_free(&ch);
 
+	/* Absent at the deadline's second and present by that same second
+	 * (honest witnesses, the answer written within it): exactly at the
+	 * deadline is on time, not a conflict between the witnesses. */
+	lateness_case(&e, &ch, 1000 * T0 + 5000, D_S, D_S, 1000 * D_S + 5000);
+	l = &e.late[0];
+	assert_int_equal(l->answer.existed_by_ms, 1000 * D_S);
+	assert_int_equal(l->absent_at_ms, 1000 * D_S);
+	assert_int_equal(l->witnessed, TL_VERDICT_ON_TIME);
+	assert_int_equal(l->conflict, 0);
+	assert_false(e.ws->stmts[0].late);
+	eval_free(&e);
+	chan_free(&ch);
+
+	/* Absent one second after the deadline, yet present by it: that is a
+	 * real contradiction, reported as such. */
+	lateness_case(&e, &ch, 1000 * T0 + 5000, D_S, D_S + 1, 1000 * D_S + 5000);
+	assert_int_equal(e.late[0].witnessed, TL_VERDICT_NOT_PROVEN);
+	assert_int_equal(e.late[0].conflict, 1);
+	eval_free(&e);
+	chan_free(&ch);
+
 	/* Absent one second before the deadline only: neither is proven. */
 	lateness_case(&e, &ch, 1000 * T0 + 5000, D_S + 1, D_S - 1, 1000 * D_S + 5000);
 	assert_int_equal(e.late[0].witnessed, TL_VERDICT_NOT_PROVEN);
@@ -818,6 +839,43 @@ static void test_not_before_from_seen(void **state)
 	chan_free(&ch);
 }
 
+/* Lines on a note embedded in a seen entry (the other feed's checkpoint)
+ * that are dated in the future or do not verify are not used, and are not
+ * counted against the witness on this feed's checkpoints. */
+static void test_seen_note_lines_not_counted(void **state)
+{
+	struct chan ch;
+	struct notes cn = {0};
+	struct tl_wtime *wt;
+	char *emb;
+	size_t emb_len;
+	uint64_t now = T0 + 1000, t[NW] = {now + TL_WTIME_SKEW_DEFAULT + 1, 0, 0};
+	json_t *j;
+	(void)state;
+
+	chan_init(&ch);
+	fill(&ch.s, 2);
+	emb = note_ex(&ch, &ch.s, 2, NULL, NULL, t, &emb_len);
+	j = json_pack("{s:s,s:I,s:s%}", "feed", ch.s.origin, "size", (json_int_t)2, "checkpoint",
+	              emb, emb_len);
+	append_jv(&ch.c, 1000 * T0, "seen", j);
+	fill(&ch.c, 1);
+	add_note(&cn, &ch, &ch.c, 2, T0 + 10, 0, 0); /* the customer's own, valid */
+	wt = wbuild(&ch, &ch.c, &cn, 1, now);
+	assert_int_equal(tl_wtime_not_before(wt, 1), 0); /* the future line is not used */
+	assert_int_equal(wt->w[0].ncosigs, 1);
+	assert_int_equal(wt->w[0].nbad, 0);
+	assert_int_equal(wt->nissues, 0);
+	tl_wtime_free(wt);
+	/* the same line is used once it is no longer in the future */
+	wt = wbuild(&ch, &ch.c, &cn, 1, now + 2);
+	assert_int_equal(tl_wtime_not_before(wt, 1), now + TL_WTIME_SKEW_DEFAULT + 1);
+	tl_wtime_free(wt);
+	notes_free(&cn);
+	free(emb);
+	chan_free(&ch);
+}
+
 static void test_days_late(void **state)
 {
 	(void)state;
@@ -843,6 +901,7 @@ int main(void)
 	        cmocka_unit_test(test_late_without_answer),
 	        cmocka_unit_test(test_deadline_not_witnessed),
 	        cmocka_unit_test(test_not_before_from_seen),
+	        cmocka_unit_test(test_seen_note_lines_not_counted),
 	        cmocka_unit_test(test_days_late),
 	};
 	if (tl_init() != 0)
