@@ -121,4 +121,5 @@ format-check:
 clean:
 	rm -rf build build-asan build-fuzz build-ci
 
--include $(LIB_OBJ:.o=.d) $(BUILD)/cli/main.d $(BUILD)/node/main.d $(TEST_BIN:=.d)
+-include $(LIB_OBJ:.o=.d) $(BUILD)/cli/main.d $(BUILD)/node/main.d $(TEST_BIN:=.d) $(HARNESS:.o=.d) \
+         $(BENCH_SRC:%.c=$(BUILD)/%.d)
