@@ -180,6 +180,16 @@ static int feed_admits(const struct afeed *f, const char *book, const uint8_t ke
 	return 0;
 }
 
+void tl_auditors_skip(struct tl_auditors *a, const char *origin, uint64_t from, uint64_t to)
+{
+	for (size_t k = 0; k < a->n; k++)
+		if (strcmp(a->f[k].origin, origin) == 0) {
+			if (a->f[k].scanned == from && to > from)
+				a->f[k].scanned = to;
+			return;
+		}
+}
+
 size_t tl_auditors_admitted(const struct tl_auditors *a, const char *book,
                             const uint8_t key[TL_PUB_LEN])
 {

@@ -56,6 +56,12 @@ void tl_auditors_free(struct tl_auditors *a);
 int tl_auditors_refresh(struct tl_auditors *a, struct tl_store *s) TL_WUR;
 /* After a refresh: how many own feeds of book currently admit key (0: the
  * key is no admitted auditor of this book). */
+/* Entries [from, to) of own feed origin, just appended locally, hold no
+ * auditor.* entry: the next refresh need not read them. Only moves the
+ * feed's watermark when it stood at from (nothing unread before them), so
+ * the start-up scan and appends made while the node was down are still
+ * read. Keeps an auditor handshake from scanning a busy feed on the loop. */
+void tl_auditors_skip(struct tl_auditors *a, const char *origin, uint64_t from, uint64_t to);
 size_t tl_auditors_admitted(const struct tl_auditors *a, const char *book,
                             const uint8_t key[TL_PUB_LEN]);
 /*

@@ -1465,14 +1465,18 @@ static int auditor_admit(struct peer *p)
 
 /* After a local append of auditor.* entries: a live auditor session whose
  * admission is gone is closed; the others learn about added channels. */
-static void auditors_changed(struct node *n, const struct tl_item *items, size_t nitems)
+static void auditors_changed(struct node *n, const char *origin, const struct tl_item *items,
+                             const struct tl_appended *out, size_t nitems)
 {
 	int any = 0;
 	char rh[17];
 	for (size_t i = 0; i < nitems; i++)
 		any |= items[i].kind_len > 8 && memcmp(items[i].kind, "auditor.", 8) == 0;
-	if (!any)
+	if (!any) {
+		if (nitems)
+			tl_auditors_skip(n->auditors, origin, out[0].seq, out[nitems - 1].seq + 1);
 		return;
+	}
 	if (tl_auditors_refresh(n->auditors, n->store) != 0)
 		logm(0, "cannot read auditor admissions: %s", tl_store_errmsg(n->store));
 	for (struct peer *p = n->peers; p; p = p->next) {
@@ -2406,7 +2410,7 @@ static void job_done(uv_work_t *req, int status)
 				emit(n, "append", j->origin, j->out[i].seq, 1, j->items[i].kind,
 				     j->out[i].leaf);
 			pump_all(n);
-			auditors_changed(n, j->items, j->nitems);
+			auditors_changed(n, j->origin, j->items, j->out, j->nitems);
 		}
 	} else if (j->type == J_INGEST) {
 		struct peer *p = j->peer;

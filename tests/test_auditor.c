@@ -607,6 +607,26 @@ static void test_admissions_in_store(void **state)
 	assert_int_equal(tl_auditors_refresh(fresh, s), 0);
 	assert_int_equal(tl_auditors_admitted(fresh, "sup", aud.pk), 1);
 	tl_auditors_free(fresh);
+
+	/* tl_auditors_skip moves the watermark over appends the node knows
+	 * hold no auditor.* entry, and only from where it stands: a skip that
+	 * does not start there changes nothing (the revoke below is read), one
+	 * that does makes the refresh pass over those entries (used for
+	 * comments; here shown by passing over a revoke on purpose). */
+	struct tl_feed f;
+	assert_int_equal(tl_store_feed_get(s, chn.origin, &f), 0);
+	uint64_t at = f.head.size;
+	append_json(s, chn.origin, &book, TL_AUDITOR_REVOKE, body);
+	tl_auditors_skip(a, chn.origin, at + 1, at + 2);
+	assert_int_equal(tl_auditors_refresh(a, s), 0);
+	assert_int_equal(tl_auditors_admitted(a, "sup", aud.pk), 0);
+	append_json(s, chn.origin, &book, TL_AUDITOR_ADMIT, body); /* at + 1: read */
+	assert_int_equal(tl_auditors_refresh(a, s), 0);
+	assert_int_equal(tl_auditors_admitted(a, "sup", aud.pk), 1);
+	append_json(s, chn.origin, &book, TL_AUDITOR_REVOKE, body); /* at + 2: passed over */
+	tl_auditors_skip(a, chn.origin, at + 2, at + 3);
+	assert_int_equal(tl_auditors_refresh(a, s), 0);
+	assert_int_equal(tl_auditors_admitted(a, "sup", aud.pk), 1);
 	tl_auditors_free(a);
 	tl_store_close(s);
 	tl_key_wipe(&book);
