@@ -35,8 +35,12 @@ struct tl_store {
 	MDB_dbi meta, books, feeds, feedids, records, pos, leaves, leafq, cps, peers, forks;
 	unsigned flags;
 	char dir[4096];
-	char errmsg[512];
 };
+
+/* The detail of the last failure, per thread: the node calls the store from
+ * its writer job and from witness requests on the thread pool at once, and
+ * each reads the message on its own thread right after its failed call. */
+static _Thread_local char errmsg[512];
 
 /* ------------------------------------------------------------ helpers */
 
@@ -74,7 +78,8 @@ static int fail(struct tl_store *s, int err, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
+	(void)s;
+	vsnprintf(errmsg, sizeof errmsg, fmt, ap);
 	va_end(ap);
 	return err;
 }
@@ -121,7 +126,8 @@ static uint64_t now_ms(void)
 
 const char *tl_store_errmsg(struct tl_store *s)
 {
-	return s->errmsg[0] ? s->errmsg : "no error";
+	(void)s;
+	return errmsg[0] ? errmsg : "no error";
 }
 
 /* ------------------------------------------------------ open / close */
@@ -220,7 +226,7 @@ fail:
 	mdb_env_close(s->env);
 fail_early:
 	if (err && errcap)
-		snprintf(err, errcap, "%s", s->errmsg);
+		snprintf(err, errcap, "%s", errmsg);
 	free(s);
 	return rc;
 }

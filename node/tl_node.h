@@ -29,9 +29,10 @@ struct tl_store;
 int tl_store_open(struct tl_store **out, const char *dir, unsigned flags, size_t mapsize, char *err,
                   size_t errcap) TL_WUR;
 void tl_store_close(struct tl_store *s);
-/* Detail of the last failed call on s, e.g. "feed tally.v1/...: seq 17:
- * stored record does not match its leaf hash". Not thread-safe: read it on
- * the thread that made the call, before the next call. */
+/* Detail of the last failed store call on this thread, e.g. "feed
+ * tally.v1/...: seq 17: stored record does not match its leaf hash". Kept
+ * per thread, so threads calling the store at once do not overwrite each
+ * other's message; read it right after the failed call. */
 const char *tl_store_errmsg(struct tl_store *s);
 
 struct tl_book {

@@ -87,15 +87,19 @@ int tl_witness_origin_valid(const char *origin, size_t len)
 struct tl_wstore {
 	MDB_env *env;
 	MDB_dbi meta, logs, state, cosigned;
-	char errmsg[512];
 };
+
+/* The detail of the last failure, per thread: HTTP threads and the writer
+ * use the store at once (as node/store.c). */
+static _Thread_local char werrmsg[512];
 
 TL_PRINTF(3, 4)
 static int sfail(struct tl_wstore *s, int err, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
+	(void)s;
+	vsnprintf(werrmsg, sizeof werrmsg, fmt, ap);
 	va_end(ap);
 	return err;
 }
@@ -134,7 +138,8 @@ static int slmdb(struct tl_wstore *s, int rc, const char *what)
 
 const char *tl_wstore_errmsg(struct tl_wstore *s)
 {
-	return s && s->errmsg[0] ? s->errmsg : "no error";
+	(void)s;
+	return werrmsg[0] ? werrmsg : "no error";
 }
 
 int tl_wstore_open(struct tl_wstore **out, const char *home, int create, char *err,

@@ -3,6 +3,8 @@
 #define _GNU_SOURCE /* memmem */
 #include "harness.h"
 
+#include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,6 +335,51 @@ static void test_find_leaf_across_merge(void **state)
 	assert_int_equal(tl_store_find_leaf(x->s, leaf, origin, &seq), TL_ENOTFOUND);
 }
 
+/* A second thread's failure, read after the main thread failed too. */
+struct err_thread {
+	struct fx *x;
+	sem_t failed, go_on;
+	char msg[512];
+	int rc;
+};
+
+static void *err_thread_main(void *arg)
+{
+	struct err_thread *t = arg;
+	uint8_t leaf[32];
+	t->rc = tl_store_leaf(t->x->s, &t->x->f, 1000, leaf);
+	sem_post(&t->failed);
+	sem_wait(&t->go_on); /* the main thread fails meanwhile */
+	snprintf(t->msg, sizeof t->msg, "%s", tl_store_errmsg(t->x->s));
+	return NULL;
+}
+
+/*
+ * The node calls the store from its writer job and from witness requests
+ * on other threads at once: each thread reads the detail of its own failed
+ * call, never the other's (a store-wide buffer would say "seq 2000" here).
+ */
+static void test_errmsg_per_thread(void **state)
+{
+	struct fx *x = *state;
+	struct err_thread t = {.x = x};
+	pthread_t th;
+	uint8_t leaf[32];
+	append_n(x, 3, 3);
+	assert_int_equal(sem_init(&t.failed, 0, 0), 0);
+	assert_int_equal(sem_init(&t.go_on, 0, 0), 0);
+	assert_int_equal(pthread_create(&th, NULL, err_thread_main, &t), 0);
+	sem_wait(&t.failed);
+	assert_int_equal(tl_store_leaf(x->s, &x->f, 2000, leaf), TL_ERANGE);
+	sem_post(&t.go_on);
+	pthread_join(th, NULL);
+	assert_int_equal(t.rc, TL_ERANGE);
+	assert_non_null(strstr(t.msg, "seq 1000"));
+	assert_non_null(strstr(tl_store_errmsg(x->s), "seq 2000"));
+	sem_destroy(&t.failed);
+	sem_destroy(&t.go_on);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -343,6 +390,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_reopen_and_version, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_checkpoints, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_find_leaf_across_merge, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_errmsg_per_thread, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
