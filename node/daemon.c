@@ -1608,17 +1608,25 @@ static void process_input(struct peer *p)
 	p->rbuf.len -= off;
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+/* libuv reads into the free tail of a connection's buffer (64 KiB more at a
+ * time, never past the buffer's hard maximum; NULL when full: libuv then
+ * reports UV_ENOBUFS and the connection is closed). */
+static void alloc_into(struct tl_buf *b, uv_buf_t *buf)
 {
-	struct peer *p = h->data;
-	(void)suggested;
-	if (tl_buf_reserve(&p->rbuf, 65536) != 0) {
+	if (tl_buf_reserve(b, 65536) != 0) {
 		buf->base = NULL;
 		buf->len = 0;
 		return;
 	}
-	buf->base = (char *)p->rbuf.data + p->rbuf.len;
-	buf->len = p->rbuf.cap - p->rbuf.len - 1;
+	buf->base = (char *)b->data + b->len;
+	buf->len = b->cap - b->len - 1;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct peer *p = h->data;
+	(void)suggested;
+	alloc_into(&p->rbuf, buf);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -3012,13 +3020,7 @@ static void ctl_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct ctl *c = h->data;
 	(void)suggested;
-	if (tl_buf_reserve(&c->rbuf, 65536) != 0) {
-		buf->base = NULL;
-		buf->len = 0;
-		return;
-	}
-	buf->base = (char *)c->rbuf.data + c->rbuf.len;
-	buf->len = c->rbuf.cap - c->rbuf.len - 1;
+	alloc_into(&c->rbuf, buf);
 }
 
 static void ctl_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
