@@ -769,3 +769,34 @@ int th_pack_write(void *data, const char *buf, size_t len)
 {
 	return tl_buf_add(data, buf, len) == 0 ? 0 : -1;
 }
+
+void th_cosign_stored(const char *home, const char *origin, uint64_t size, uint64_t t,
+                      const struct tl_vkey *wv, const struct tl_keypair *wk, int n)
+{
+	struct tl_store *s;
+	struct tl_feed f;
+	struct tl_buf note, out;
+	struct tl_note nt;
+	uint64_t got;
+	char dir[4300], err[256];
+
+	snprintf(dir, sizeof dir, "%s/store", home);
+	assert_int_equal(tl_store_open(&s, dir, 0, 0, err, sizeof err), 0);
+	assert_int_equal(tl_store_feed_get(s, origin, &f), 0);
+	tl_buf_init(&note, TL_NOTE_MAX);
+	tl_buf_init(&out, TL_NOTE_MAX);
+	assert_int_equal(tl_store_checkpoint_get(s, &f, size, &note, &got), 0);
+	assert_int_equal(got, size);
+	memset(&nt, 0, sizeof nt);
+	assert_int_equal(tl_note_parse(&nt, (const char *)note.data, note.len), 0);
+	assert_int_equal(tl_buf_add(&out, note.data, note.len), 0);
+	for (int w = 0; w < n; w++)
+		assert_int_equal(tl_cosig_sign(&out, nt.raw, nt.text_len, t, wv[w].name, &wk[w]), 0);
+	tl_note_release(&nt);
+	assert_int_equal(
+	        tl_store_checkpoint_merge(s, &f, size, (const char *)out.data, out.len, NULL, NULL),
+	        0);
+	tl_buf_release(&note);
+	tl_buf_release(&out);
+	tl_store_close(s);
+}

@@ -239,4 +239,12 @@ int th_next_frame(struct th_wire *w, struct tl_buf *pt, uint64_t deadline);
 /* msgpack_packer write callback appending to a struct tl_buf. */
 int th_pack_write(void *data, const char *buf, size_t len);
 
+/*
+ * Cosigns the stored checkpoint of (origin, size) in the store under home
+ * with n witness keys (wv[i] names wk[i]) at time t, and merges the lines
+ * into the store as a node does with a witness's answer.
+ */
+void th_cosign_stored(const char *home, const char *origin, uint64_t size, uint64_t t,
+                      const struct tl_vkey *wv, const struct tl_keypair *wk, int n);
+
 #endif

@@ -10,6 +10,7 @@
  * time, and `tally channel state` with witnesses.
  */
 #include "harness.h"
+#include "nodes.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,33 +88,7 @@ static void confirm(struct fx *x, const char *leaf)
  * time t and merges the lines into the store, as a node does. */
 static void cosign(struct fx *x, const char *origin, uint64_t size, uint64_t t, int nw)
 {
-	struct tl_store *s;
-	struct tl_feed f;
-	struct tl_buf note, out;
-	struct tl_note n;
-	uint64_t got;
-	char dir[4300], err[256];
-
-	snprintf(dir, sizeof dir, "%s/store", x->home);
-	assert_int_equal(tl_store_open(&s, dir, 0, 0, err, sizeof err), 0);
-	assert_int_equal(tl_store_feed_get(s, origin, &f), 0);
-	tl_buf_init(&note, TL_NOTE_MAX);
-	tl_buf_init(&out, TL_NOTE_MAX);
-	assert_int_equal(tl_store_checkpoint_get(s, &f, size, &note, &got), 0);
-	assert_int_equal(got, size);
-	memset(&n, 0, sizeof n);
-	assert_int_equal(tl_note_parse(&n, (const char *)note.data, note.len), 0);
-	assert_int_equal(tl_buf_add(&out, note.data, note.len), 0);
-	for (int w = 0; w < nw; w++)
-		assert_int_equal(
-		        tl_cosig_sign(&out, n.raw, n.text_len, t, x->wv[w].name, &x->wk[w]), 0);
-	tl_note_release(&n);
-	assert_int_equal(
-	        tl_store_checkpoint_merge(s, &f, size, (const char *)out.data, out.len, NULL, NULL),
-	        0);
-	tl_buf_release(&note);
-	tl_buf_release(&out);
-	tl_store_close(s);
+	th_cosign_stored(x->home, origin, size, t, x->wv, x->wk, nw);
 }
 
 static int setup(void **state)
